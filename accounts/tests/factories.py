@@ -1,0 +1,64 @@
+"""Builders for regions, organisations and staff (through the services)."""
+
+from __future__ import annotations
+
+from accounts.models import Organisation, OrganisationKind, Region, RegionLevel
+from accounts.services import staff_create
+
+PASSWORD = "Test-Pass-2026!"
+
+KIND_DEPARTMENT = {
+    OrganisationKind.HEALTH_CENTRE: "health",
+    OrganisationKind.SPECIALIST_HOSPITAL: "health",
+    OrganisationKind.PREVENTION_AGENCY: "health",
+    OrganisationKind.HEALTH_BUREAU: "health",
+    OrganisationKind.POLICE_STATION: "police",
+    OrganisationKind.POLICE_BUREAU: "police",
+    OrganisationKind.GOVERNANCE_OFFICE: "governance",
+    OrganisationKind.CIVIL_AFFAIRS_BUREAU: "civil_affairs",
+    OrganisationKind.FEDERATION: "disabled_federation",
+    OrganisationKind.FINANCE_BUREAU: "finance",
+    OrganisationKind.REHAB_INSTITUTION: "health",
+}
+
+
+def region(code: str, name: str, level: str, parent: Region | None = None, population=None):
+    obj, _ = Region.objects.get_or_create(
+        code=code,
+        defaults={"name": name, "level": level, "parent": parent, "population": population},
+    )
+    return obj
+
+
+def organisation(name: str, kind: str, region_obj: Region) -> Organisation:
+    obj, _ = Organisation.objects.get_or_create(
+        region=region_obj,
+        name=name,
+        defaults={"kind": kind, "department": KIND_DEPARTMENT[kind]},
+    )
+    return obj
+
+
+def staff(username: str, role: str, org: Organisation, password: str = PASSWORD):
+    return staff_create(
+        username=username,
+        password=password,
+        organisation=org,
+        role=role,
+        display_name=username,
+        validate=False,
+    )
+
+
+def county_tree(county_code: str = "990102", townships: int = 2, villages: int = 2):
+    """Province → city → county → townships → villages, codes as in the demo."""
+    province = region(county_code[:2] + "0000", "省", RegionLevel.PROVINCE)
+    city = region(county_code[:4] + "00", "市", RegionLevel.CITY, province)
+    county = region(county_code, f"县{county_code}", RegionLevel.COUNTY, city, 300000)
+    towns = []
+    for t in range(1, townships + 1):
+        town = region(f"{county_code}{t:03d}", f"镇{t}", RegionLevel.TOWNSHIP, county, 100000)
+        for v in range(1, villages + 1):
+            region(f"{town.code}{v:03d}", f"村{t}-{v}", RegionLevel.VILLAGE, town, 50000)
+        towns.append(town)
+    return county, towns

@@ -1,0 +1,31 @@
+"""Production: secrets are required, transport is locked down."""
+
+from django.core.exceptions import ImproperlyConfigured
+
+from config.env import env, secret
+
+from .base import *  # noqa: F403
+from .base import DATABASES
+
+DEBUG = False
+SECRET_KEY = secret("SECRET_KEY")
+if not SECRET_KEY or SECRET_KEY.startswith("insecure") or len(SECRET_KEY) < 50:
+    raise ImproperlyConfigured("SECRET_KEY must be set to a random value of 50+ characters.")
+if DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
+    raise ImproperlyConfigured("Production runs on PostgreSQL: set DATABASE_URL.")
+FIELD_ENCRYPTION_KEYS = env.list("FIELD_ENCRYPTION_KEYS")
+BLIND_INDEX_KEY = secret("BLIND_INDEX_KEY")
+if not FIELD_ENCRYPTION_KEYS or not BLIND_INDEX_KEY:
+    raise ImproperlyConfigured("FIELD_ENCRYPTION_KEYS and BLIND_INDEX_KEY must be set.")
+
+ALLOWED_HOSTS = env.list("ALLOWED_HOSTS")
+SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=True)
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SECURE_HSTS_SECONDS = 31_536_000
+SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+SECURE_HSTS_PRELOAD = True
+SESSION_COOKIE_SECURE = True
+CSRF_COOKIE_SECURE = True
+CSRF_COOKIE_HTTPONLY = True
+MFA_REQUIRED = env.bool("MFA_REQUIRED", default=True)
+WHITENOISE_USE_FINDERS = False

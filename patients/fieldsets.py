@@ -1,0 +1,129 @@
+"""What each department sees of a patient (DESIGN.md → Permissions).
+
+One definition used by pages, the API and exports. Keys not in a set are
+absent from that department's payloads, not blanked. ``id_number`` appears
+in full only for health; others get ``id_number`` masked (see ``MASKED``).
+"""
+
+from __future__ import annotations
+
+IDENTITY = (
+    "id",
+    "name",
+    "gender",
+    "birth_date",
+    "id_type",
+    "id_number",
+    "region",
+    "address",
+    "phone",
+    "status",
+)
+GUARDIANS = ("guardian", "assistant_guardians")
+LATEST_RISK = ("risk_level", "next_followup_due", "overdue", "police_registered")
+CLINICAL = (
+    "diagnosis",
+    "diagnosis_hospital",
+    "diagnosis_date",
+    "classification",
+    "last_followup_date",
+    "in_hospital",
+)
+SUPPLEMENT = (
+    "household_region",
+    "household_address",
+    "ethnicity",
+    "village_contact_name",
+    "village_contact_phone",
+    "household_type",
+    "employment",
+    "consent",
+    "consent_signer",
+    "consent_date",
+    "first_onset_date",
+    "first_onset_precision",
+    "past_symptoms",
+    "past_symptoms_other",
+    "past_lock_status",
+    "past_outpatient",
+    "first_antipsychotic_date",
+    "first_antipsychotic_precision",
+    "past_admissions",
+    "recent_treatment_effect",
+    "dangerous_history",
+    "economic_status",
+    "specialist_opinion",
+    "supplement_filled_on",
+)
+POVERTY = ("poverty", "insurance", "union_member")
+DISABILITY = ("certificate", "certificate_grade", "certificate_number")
+REHAB = ("in_community_rehab",)
+MANAGEMENT = ("registered_on", "managing_organisation", "status_changed_at", "version")
+
+FIELDSETS: dict[str, tuple[str, ...]] = {
+    "health": IDENTITY
+    + GUARDIANS
+    + LATEST_RISK
+    + CLINICAL
+    + SUPPLEMENT
+    + POVERTY
+    + DISABILITY
+    + REHAB
+    + MANAGEMENT
+    + ("care_team",),
+    # identity, address, guardian, risk level, status (+ incidents and alerts
+    # through their own endpoints); never diagnosis, medication or clinical notes
+    "police": IDENTITY + GUARDIANS + LATEST_RISK + ("classification", "version"),
+    "governance": IDENTITY + GUARDIANS + LATEST_RISK + ("classification", "care_team", "version"),
+    "civil_affairs": IDENTITY + ("guardian",) + POVERTY + REHAB + ("version",),
+    "disabled_federation": IDENTITY + ("guardian",) + DISABILITY + REHAB + ("version",),
+}
+
+# Departments that see the full ID number in lists; all others see it masked
+# (revealing the full number is a logged action).
+FULL_ID_FIELDSETS = frozenset({"health"})
+
+# Fields anyone with patients in scope may filter the list by.
+FILTERABLE = {
+    "health": ("region", "status", "diagnosis", "risk_level", "overdue"),
+    "police": ("region", "status", "risk_level"),
+    "governance": ("region", "status", "risk_level", "overdue"),
+    "civil_affairs": ("region", "status"),
+    "disabled_federation": ("region", "status"),
+}
+
+# Fields each department may write through the register/edit form and API.
+WRITABLE: dict[str, tuple[str, ...]] = {
+    "health": tuple(
+        f
+        for f in FIELDSETS["health"]
+        if f
+        not in {
+            "id",
+            "status",
+            "risk_level",
+            "next_followup_due",
+            "overdue",
+            "classification",
+            "last_followup_date",
+            "in_hospital",
+            "managing_organisation",
+            "status_changed_at",
+            "version",
+            "care_team",
+            "in_community_rehab",
+        }
+    ),
+    "police": ("police_registered",),
+    "civil_affairs": ("poverty",),
+    "disabled_federation": ("certificate", "certificate_grade", "certificate_number"),
+    "governance": (),
+}
+
+
+def fields_for(fieldset: str | None) -> tuple[str, ...]:
+    return FIELDSETS.get(fieldset or "", ())
+
+
+def sees(fieldset: str | None, field: str) -> bool:
+    return field in fields_for(fieldset)

@@ -1,0 +1,179 @@
+"""Demo patients: every diagnosis, status and department flag (API.md)."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+from django.utils import timezone
+from simple_history.utils import bulk_create_with_history
+
+from accounts.models import OrganisationKind
+from patients import rules
+from patients.models import (
+    AssistantGuardian,
+    CareRole,
+    CareTeamMember,
+    Certificate,
+    Diagnosis,
+    EconomicStatus,
+    Employment,
+    Guardian,
+    HouseholdType,
+    Insurance,
+    Patient,
+    Poverty,
+    Status,
+    id_number_index_for,
+)
+
+SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾肖田董袁潘于蒋蔡余杜叶程苏魏吕丁任沈姚卢姜崔钟谭陆汪范金石廖贾夏韦付方白邹孟熊秦邱江尹薛闫段雷侯龙史陶黎贺顾毛郝龚邵万钱严覃武戴莫孔向汤"
+GIVEN = "伟芳娜秀英敏静丽强磊军洋勇艳杰娟涛明超秀兰霞平刚桂英华建国建华文玉兰志强海燕红梅春梅国庆晓东德明淑珍凤英桂芝秀珍玉珍志明永刚丽娟桂兰红霞金凤"
+RELATIONS = ["父亲", "母亲", "配偶", "儿子", "女儿", "兄弟", "姐妹"]
+ASSISTANT_RELATIONS = ["村干部", "网格员", "邻居", "亲属", "村医"]
+
+DIAGNOSES = [
+    (Diagnosis.SCHIZOPHRENIA, 55),
+    (Diagnosis.BIPOLAR, 10),
+    (Diagnosis.INTELLECTUAL_DISABILITY, 11),
+    (Diagnosis.EPILEPSY, 8),
+    (Diagnosis.DELUSIONAL, 6),
+    (Diagnosis.SCHIZOAFFECTIVE, 6),
+    (Diagnosis.OTHER, 4),
+]
+STATUSES = [
+    (Status.ACTIVE, 88),
+    (Status.LOST, 3),
+    (Status.REFUSED, 2),
+    (Status.MOVED_OUT, 2),
+    (Status.DECEASED, 3),
+    (Status.REMOVED, 2),
+]
+POVERTY = [(Poverty.NONE, 72), (Poverty.DIBAO, 16), (Poverty.TEKUN, 4), (Poverty.LOW_INCOME, 8)]
+
+BATCH = 2000
+
+
+def _pick(rng, weighted):
+    values, weights = zip(*weighted, strict=True)
+    return rng.choices(values, weights=weights, k=1)[0]
+
+
+def _name(rng) -> str:
+    given = GIVEN[rng.randrange(len(GIVEN))]
+    if rng.random() < 0.7:
+        given += GIVEN[rng.randrange(len(GIVEN))]
+    return SURNAMES[rng.randrange(len(SURNAMES))] + given
+
+
+def _phone(rng) -> str:
+    return "1" + rng.choice("3589") + "".join(str(rng.randrange(10)) for _ in range(9))
+
+
+def seed(ctx) -> None:
+    rng = ctx.rng
+    today = ctx.today
+    villages = ctx.data["villages"]
+    orgs = ctx.data["organisations"]
+    weights = [v.population or 1 for v in villages]
+    used = set()
+    patients, guardians, assistants = [], [], []
+    now = timezone.now()
+    for i in range(ctx.patients):
+        village = rng.choices(villages, weights=weights, k=1)[0]
+        male = rng.random() < 0.52
+        birth = date(1945, 1, 1) + timedelta(days=rng.randrange(365 * 60))
+        number = rules.make_resident_id(village.code[:6], birth, rng.randrange(1000), male)
+        while number in used:
+            number = rules.make_resident_id(village.code[:6], birth, rng.randrange(1000), male)
+        used.add(number)
+        status = _pick(rng, STATUSES)
+        registered = today - timedelta(days=rng.randrange(60, 365 * 8))
+        if i % 40 == 0:  # some registered during the current year
+            registered = today - timedelta(days=rng.randrange(5, 200))
+        poverty = _pick(rng, POVERTY)
+        certificate = rng.choices(
+            [Certificate.NONE, Certificate.APPLIED, Certificate.HELD], [52, 6, 42]
+        )[0]
+        diagnosis = _pick(rng, DIAGNOSES)
+        township_code = village.code[:9]
+        p = Patient(
+            name=_name(rng),
+            gender="male" if male else "female",
+            birth_date=birth,
+            id_number=number,
+            id_number_index=id_number_index_for("resident_id", number),
+            phone=_phone(rng) if rng.random() < 0.8 else "",
+            region=village,
+            address=f"{village.name}{rng.randint(1, 300)}号",
+            household_region=village,
+            household_address=f"{village.name}{rng.randint(1, 300)}号",
+            managing_organisation=orgs.get((OrganisationKind.HEALTH_CENTRE, township_code)),
+            diagnosis=diagnosis,
+            diagnosis_hospital="示范县精神病专科医院",
+            diagnosis_date=registered - timedelta(days=rng.randrange(0, 60)),
+            status=status,
+            status_changed_at=now,
+            registered_on=registered,
+            police_registered=rng.random() < 0.35,
+            poverty=poverty,
+            certificate=certificate,
+            certificate_grade=rng.randint(1, 4) if certificate == Certificate.HELD else None,
+            certificate_number=(
+                f"{number}7{rng.randint(1, 4)}" if certificate == Certificate.HELD else ""
+            ),
+            union_member=rng.random() < 0.08,
+            insurance=rng.choices(
+                [Insurance.RESIDENT, Insurance.EMPLOYEE, Insurance.NONE], [85, 12, 3]
+            )[0],
+            household_type=rng.choice([HouseholdType.URBAN, HouseholdType.RURAL]),
+            employment=rng.choice(list(Employment)),
+            consent=status != Status.REFUSED,
+            consent_signer="本人" if rng.random() < 0.4 else "监护人",
+            consent_date=registered,
+            first_onset_date=registered - timedelta(days=rng.randrange(100, 3000)),
+            past_lock_status=rng.choices(["none", "locked", "released"], [90, 3, 7])[0],
+            past_outpatient=rng.choice(["never", "intermittent", "continuous"]),
+            past_admissions=rng.choices([0, 1, 2, 3, 5], [40, 30, 15, 10, 5])[0],
+            economic_status=EconomicStatus.POOR
+            if poverty != Poverty.NONE
+            else EconomicStatus.NOT_POOR,
+            supplement_filled_on=registered,
+        )
+        patients.append(p)
+        guardians.append(
+            Guardian(
+                patient=p,
+                name=_name(rng),
+                relation=rng.choice(RELATIONS),
+                phone=_phone(rng),
+                address=p.address,
+                responsibility_letter=rng.random() < 0.6,
+                responsibility_letter_date=registered if rng.random() < 0.6 else None,
+            )
+        )
+        for _ in range(rng.choices([0, 1, 2, 3], [35, 20, 35, 10])[0]):
+            assistants.append(
+                AssistantGuardian(
+                    patient=p,
+                    name=_name(rng),
+                    relation=rng.choice(ASSISTANT_RELATIONS),
+                    phone=_phone(rng),
+                )
+            )
+    bulk_create_with_history(patients, Patient, batch_size=BATCH, default_change_reason="seed_demo")
+    bulk_create_with_history(
+        guardians, Guardian, batch_size=BATCH, default_change_reason="seed_demo"
+    )
+    bulk_create_with_history(
+        assistants, AssistantGuardian, batch_size=BATCH, default_change_reason="seed_demo"
+    )
+    # a care team for the first patients of each village (九管一)
+    team = []
+    for p in patients[: min(len(patients), 200)]:
+        team.append(CareTeamMember(patient=p, role=CareRole.DOCTOR, name="精防医生"))
+        team.append(CareTeamMember(patient=p, role=CareRole.POLICE, name="社区民警"))
+        team.append(CareTeamMember(patient=p, role=CareRole.GRID_WORKER, name=_name(rng)))
+    bulk_create_with_history(
+        team, CareTeamMember, batch_size=BATCH, default_change_reason="seed_demo"
+    )
+    ctx.log(f"    {len(patients)} patients, {len(assistants)} assistant guardians")

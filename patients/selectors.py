@@ -1,0 +1,106 @@
+"""The only way patient rows are read (DESIGN.md → Permissions).
+
+Visibility is written once, here: a patient is visible when its region lies
+inside a region the user holds ``view_patients_in`` on (through a group), or
+when the user is on its care team. Out of scope is 404 and audited.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+
+from django.db.models import Exists, OuterRef, Q, QuerySet
+from django.http import Http404
+from django.utils import timezone
+
+from accounts.roles import MANAGE_PATIENTS, VIEW_PATIENTS, fieldset_of
+from accounts.scoping import inside_q, region_in_scope, regions_with_perm
+from audit.services import audit_record
+from patients.models import CareTeamMember, IdType, Patient, Status, id_number_index_for
+
+log = logging.getLogger(__name__)
+
+
+def _care_team_q(user) -> Q:
+    return Q(Exists(CareTeamMember.objects.filter(patient=OuterRef("pk"), user_id=user.pk)))
+
+
+def _extra_grants_q(user) -> Q | None:
+    """Per-patient grants beyond regions: care team and break-the-glass.
+
+    Kept as a hook so security features add grants in one place.
+    """
+    if fieldset_of(user) is None:
+        return None
+    if not CareTeamMember.objects.filter(user_id=user.pk).exists():
+        return None
+    return _care_team_q(user)
+
+
+def patient_list_visible_to(*, user) -> QuerySet[Patient]:
+    """Patients the user may read; admin roles and officials get none."""
+    if fieldset_of(user) is None:
+        return Patient.objects.none()
+    q = inside_q(regions_with_perm(user, VIEW_PATIENTS))
+    extra = _extra_grants_q(user)
+    if extra is not None:
+        q = q | extra
+    return Patient.objects.filter(q).select_related("region")
+
+
+def patient_get_for_user(*, user, pk, lock: bool = False, request=None) -> Patient:
+    """One visible patient, or Http404 (audited) when missing or out of scope."""
+    obj = None
+    if _is_uuid(pk):
+        qs = patient_list_visible_to(user=user)
+        if lock:
+            qs = qs.select_for_update(of=("self",))
+        obj = qs.filter(pk=pk).first()
+    if obj is None:
+        audit_record(
+            actor=user,
+            action="access.denied",
+            object_type="patient",
+            object_id=str(pk)[:64],
+            request=request,
+        )
+        log.info("patient access denied: user=%s", getattr(user, "pk", None))
+        raise Http404
+    return obj
+
+
+def _is_uuid(value) -> bool:
+    if isinstance(value, uuid.UUID):
+        return True
+    try:
+        uuid.UUID(str(value))
+    except ValueError:
+        return False
+    return True
+
+
+def patient_search(qs: QuerySet[Patient], term: str) -> QuerySet[Patient]:
+    """Name (contains) or ID number (exact, through the blind index)."""
+    term = (term or "").strip()
+    if not term:
+        return qs
+    candidate = term.upper()
+    if len(candidate) in (15, 18) and candidate[:-1].isdigit():
+        return qs.filter(id_number_index=id_number_index_for(IdType.RESIDENT_ID, candidate))
+    indexes = [id_number_index_for(t, candidate) for t in IdType.values]
+    return qs.filter(Q(name__contains=term) | Q(id_number_index__in=indexes))
+
+
+def overdue_q(today=None) -> Q:
+    today = today or timezone.localdate()
+    return Q(status=Status.ACTIVE, next_followup_due__lt=today)
+
+
+def can_manage_patient(user, patient: Patient) -> bool:
+    """Health staff who hold ``manage_patients_in`` over the patient's region."""
+    return fieldset_of(user) == "health" and region_in_scope(user, MANAGE_PATIENTS, patient.region)
+
+
+def patient_regions_manageable(user):
+    return regions_with_perm(user, MANAGE_PATIENTS)
