@@ -4,4 +4,6 @@ Apps add their entries here, never in their own modules. Times are
 Asia/Shanghai (CELERY_TIMEZONE).
 """
 
-BEAT_SCHEDULE: dict[str, dict] = {}
+BEAT_SCHEDULE: dict[str, dict] = {
+    "outbox-sweep": {"task": "core.tasks.outbox_sweep", "schedule": 60.0},
+}

@@ -295,3 +295,30 @@ def patient_record_search(*, user, term: str, count: int, request=None) -> None:
         else {"results": count},
         request=request,
     )
+
+
+@transaction.atomic
+def patient_transfer(*, patient_id, to_region: Region, by, reason: str) -> Patient:
+    """Move a patient to another village (other township or county): the
+    receiving township's health centre becomes the managing organisation.
+    Called by the ``transfer`` referral on acceptance; history is kept.
+
+    Scope is checked by the caller (the referral); the lock prevents a
+    concurrent edit from writing back the old region.
+    """
+    if to_region.level != RegionLevel.VILLAGE:
+        raise DomainError(ERR_REGION_LEVEL, field="region")
+    patient = Patient.objects.select_for_update().get(pk=patient_id)
+    patient.region = to_region
+    patient.managing_organisation = managing_organisation_for(to_region)
+    patient.version += 1
+    history_stamp(patient, user=by, reason=reason or "patient.transferred")
+    patient.save(update_fields=["region", "managing_organisation", "version", "updated_at"])
+    audit_record(
+        actor=by,
+        action="patient.transfer",
+        object_type="patient",
+        object_id=patient.pk,
+        detail={"to_region": to_region.code},
+    )
+    return patient
