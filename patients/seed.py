@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import date, timedelta
 
 from django.utils import timezone
-from simple_history.utils import bulk_create_with_history
 
 from accounts.models import OrganisationKind
+from core.bulk import copy_insert
 from patients import rules
 from patients.models import (
     AssistantGuardian,
@@ -50,8 +51,6 @@ STATUSES = [
 ]
 POVERTY = [(Poverty.NONE, 72), (Poverty.DIBAO, 16), (Poverty.TEKUN, 4), (Poverty.LOW_INCOME, 8)]
 
-BATCH = 2000
-
 
 def _pick(rng, weighted):
     values, weights = zip(*weighted, strict=True)
@@ -63,6 +62,11 @@ def _name(rng) -> str:
     if rng.random() < 0.7:
         given += GIVEN[rng.randrange(len(GIVEN))]
     return SURNAMES[rng.randrange(len(SURNAMES))] + given
+
+
+def _uuid(rng) -> uuid.UUID:
+    # from the seeded generator: the same command gives the same ids
+    return uuid.UUID(int=rng.getrandbits(128), version=4)
 
 
 def _phone(rng) -> str:
@@ -96,84 +100,81 @@ def seed(ctx) -> None:
         )[0]
         diagnosis = _pick(rng, DIAGNOSES)
         township_code = village.code[:9]
-        p = Patient(
-            name=_name(rng),
-            gender="male" if male else "female",
-            birth_date=birth,
-            id_number=number,
-            id_number_index=id_number_index_for("resident_id", number),
-            phone=_phone(rng) if rng.random() < 0.8 else "",
-            region=village,
-            address=f"{village.name}{rng.randint(1, 300)}号",
-            household_region=village,
-            household_address=f"{village.name}{rng.randint(1, 300)}号",
-            managing_organisation=orgs.get((OrganisationKind.HEALTH_CENTRE, township_code)),
-            diagnosis=diagnosis,
-            diagnosis_hospital="示范县精神病专科医院",
-            diagnosis_date=registered - timedelta(days=rng.randrange(0, 60)),
-            status=status,
-            status_changed_at=now,
-            registered_on=registered,
-            police_registered=rng.random() < 0.35,
-            poverty=poverty,
-            certificate=certificate,
-            certificate_grade=rng.randint(1, 4) if certificate == Certificate.HELD else None,
-            certificate_number=(
+        p = {
+            "id": _uuid(rng),
+            "name": _name(rng),
+            "gender": "male" if male else "female",
+            "birth_date": birth,
+            "id_number": number,
+            "id_number_index": id_number_index_for("resident_id", number),
+            "phone": _phone(rng) if rng.random() < 0.8 else "",
+            "region_id": village.code,
+            "address": f"{village.name}{rng.randint(1, 300)}号",
+            "household_region_id": village.code,
+            "household_address": f"{village.name}{rng.randint(1, 300)}号",
+            "managing_organisation_id": getattr(
+                orgs.get((OrganisationKind.HEALTH_CENTRE, township_code)), "pk", None
+            ),
+            "diagnosis": diagnosis,
+            "diagnosis_hospital": "示范县精神病专科医院",
+            "diagnosis_date": registered - timedelta(days=rng.randrange(0, 60)),
+            "status": status,
+            "status_changed_at": now,
+            "registered_on": registered,
+            "police_registered": rng.random() < 0.35,
+            "poverty": poverty,
+            "certificate": certificate,
+            "certificate_grade": rng.randint(1, 4) if certificate == Certificate.HELD else None,
+            "certificate_number": (
                 f"{number}7{rng.randint(1, 4)}" if certificate == Certificate.HELD else ""
             ),
-            union_member=rng.random() < 0.08,
-            insurance=rng.choices(
+            "union_member": rng.random() < 0.08,
+            "insurance": rng.choices(
                 [Insurance.RESIDENT, Insurance.EMPLOYEE, Insurance.NONE], [85, 12, 3]
             )[0],
-            household_type=rng.choice([HouseholdType.URBAN, HouseholdType.RURAL]),
-            employment=rng.choice(list(Employment)),
-            consent=status != Status.REFUSED,
-            consent_signer="本人" if rng.random() < 0.4 else "监护人",
-            consent_date=registered,
-            first_onset_date=registered - timedelta(days=rng.randrange(100, 3000)),
-            past_lock_status=rng.choices(["none", "locked", "released"], [90, 3, 7])[0],
-            past_outpatient=rng.choice(["never", "intermittent", "continuous"]),
-            past_admissions=rng.choices([0, 1, 2, 3, 5], [40, 30, 15, 10, 5])[0],
-            economic_status=EconomicStatus.POOR
+            "household_type": rng.choice([HouseholdType.URBAN, HouseholdType.RURAL]),
+            "employment": rng.choice(list(Employment)),
+            "consent": status != Status.REFUSED,
+            "consent_signer": "本人" if rng.random() < 0.4 else "监护人",
+            "consent_date": registered,
+            "first_onset_date": registered - timedelta(days=rng.randrange(100, 3000)),
+            "past_lock_status": rng.choices(["none", "locked", "released"], [90, 3, 7])[0],
+            "past_outpatient": rng.choice(["never", "intermittent", "continuous"]),
+            "past_admissions": rng.choices([0, 1, 2, 3, 5], [40, 30, 15, 10, 5])[0],
+            "economic_status": EconomicStatus.POOR
             if poverty != Poverty.NONE
             else EconomicStatus.NOT_POOR,
-            supplement_filled_on=registered,
-        )
+            "supplement_filled_on": registered,
+        }
         patients.append(p)
         guardians.append(
-            Guardian(
-                patient=p,
-                name=_name(rng),
-                relation=rng.choice(RELATIONS),
-                phone=_phone(rng),
-                address=p.address,
-                responsibility_letter=rng.random() < 0.6,
-                responsibility_letter_date=registered if rng.random() < 0.6 else None,
-            )
+            {
+                "patient_id": p["id"],
+                "name": _name(rng),
+                "relation": rng.choice(RELATIONS),
+                "phone": _phone(rng),
+                "address": p["address"],
+                "responsibility_letter": rng.random() < 0.6,
+                "responsibility_letter_date": registered if rng.random() < 0.6 else None,
+            }
         )
         for _ in range(rng.choices([0, 1, 2, 3], [35, 20, 35, 10])[0]):
             assistants.append(
-                AssistantGuardian(
-                    patient=p,
-                    name=_name(rng),
-                    relation=rng.choice(ASSISTANT_RELATIONS),
-                    phone=_phone(rng),
-                )
+                {
+                    "patient_id": p["id"],
+                    "name": _name(rng),
+                    "relation": rng.choice(ASSISTANT_RELATIONS),
+                    "phone": _phone(rng),
+                }
             )
-    bulk_create_with_history(patients, Patient, batch_size=BATCH, default_change_reason="seed_demo")
-    bulk_create_with_history(
-        guardians, Guardian, batch_size=BATCH, default_change_reason="seed_demo"
-    )
-    bulk_create_with_history(
-        assistants, AssistantGuardian, batch_size=BATCH, default_change_reason="seed_demo"
-    )
-    # a care team for the first patients of each village (九管一)
+    copy_insert(Patient, patients, with_history=True, reason="seed_demo")
+    copy_insert(Guardian, guardians, with_history=True, reason="seed_demo")
+    copy_insert(AssistantGuardian, assistants, with_history=True, reason="seed_demo")
+    # a care team for the first patients (九管一)
     team = []
     for p in patients[: min(len(patients), 200)]:
-        team.append(CareTeamMember(patient=p, role=CareRole.DOCTOR, name="精防医生"))
-        team.append(CareTeamMember(patient=p, role=CareRole.POLICE, name="社区民警"))
-        team.append(CareTeamMember(patient=p, role=CareRole.GRID_WORKER, name=_name(rng)))
-    bulk_create_with_history(
-        team, CareTeamMember, batch_size=BATCH, default_change_reason="seed_demo"
-    )
+        team.append({"patient_id": p["id"], "role": CareRole.DOCTOR, "name": "精防医生"})
+        team.append({"patient_id": p["id"], "role": CareRole.POLICE, "name": "社区民警"})
+        team.append({"patient_id": p["id"], "role": CareRole.GRID_WORKER, "name": _name(rng)})
+    copy_insert(CareTeamMember, team, with_history=True, reason="seed_demo")
     ctx.log(f"    {len(patients)} patients, {len(assistants)} assistant guardians")
