@@ -93,9 +93,11 @@ def _save_guardian(patient: Patient, data: dict | None, *, by, reason: str) -> N
     if data is None:
         return
     guardian = Guardian.objects.filter(patient=patient).first() or Guardian(patient=patient)
-    for key in (*GUARDIAN_FIELDS, "responsibility_letter_date"):
+    for key in GUARDIAN_FIELDS:
         if key in data:
             setattr(guardian, key, data[key] if data[key] is not None else "")
+    if "responsibility_letter_date" in data:
+        guardian.responsibility_letter_date = data["responsibility_letter_date"] or None
     if not guardian.name:
         return
     guardian.full_clean(exclude=["patient"])
