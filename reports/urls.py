@@ -1,4 +1,11 @@
-from django.urls import path  # noqa: F401
+from django.urls import path
+
+from reports import views
 
 app_name = "reports"
-urlpatterns: list = []
+urlpatterns = [
+    path("", views.dashboard, name="dashboard"),
+    path("patients/", views.drilldown, name="patients"),
+    path("export/indicators.xlsx", views.export_indicators, name="export-indicators"),
+    path("export/exchange.xlsx", views.export_exchange, name="export-exchange"),
+]

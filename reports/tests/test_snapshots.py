@@ -1,0 +1,215 @@
+"""Snapshots: one row per region and quarter, final quarters immutable,
+incremental refresh of changed counties only; targets as rows."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from decimal import Decimal
+
+import pytest
+import time_machine
+from django.utils import timezone
+
+from core.errors import DomainError
+from core.models import TaskRun
+from reports import reward, selectors, services, tasks
+from reports.models import IndicatorSnapshot, IndicatorTarget
+from reports.rules import PATIENT_COUNT_KEYS, Period
+from reports.services import ERR_TARGET_NOT_ALLOWED, ERR_TARGET_VALUE
+from reports.tests import factories as rf
+from reports.tests.conftest import A1, PERIOD, TODAY, expected
+
+pytestmark = pytest.mark.django_db
+
+
+def _counts(region_code: str, period: Period = PERIOD) -> dict:
+    row = IndicatorSnapshot.objects.get(region_id=region_code, period=period.code)
+    return {k: row.counts[k] for k in PATIENT_COUNT_KEYS}
+
+
+def test_snapshot_twice_is_one_row(county):
+    county_a = county.world.county_a
+    services.snapshot_refresh_county(county=county_a, period=PERIOD, today=TODAY)
+    services.snapshot_refresh_county(county=county_a, period=PERIOD, today=TODAY)
+    assert IndicatorSnapshot.objects.filter(region=county_a, period="2025Q2").count() == 1
+    # the county, its 2 townships and their 4 villages
+    assert IndicatorSnapshot.objects.filter(period="2025Q2").count() == 7
+    assert _counts("990102") == expected()
+    assert _counts("990102001") == expected("A1")
+    row = IndicatorSnapshot.objects.get(region=county_a, period="2025Q2")
+    assert row.statistics_date == date(2025, 6, 30)
+    assert row.counts["population"] == 300000
+
+
+def test_nightly_fills_the_trend_and_sums_counties_into_the_province(county):
+    services.snapshots_nightly(today=TODAY)
+    periods = set(
+        IndicatorSnapshot.objects.filter(region_id="990102").values_list("period", flat=True)
+    )
+    assert periods == {p.code for p in Period(2025, 3).last_n(8)}
+    province = _counts("990000")
+    assert province["registered"] == expected()["registered"] + 1  # + the other county's
+    assert province["high_risk"] == 2
+    assert IndicatorSnapshot.objects.get(region_id="990102", period="2025Q2").final is True
+    assert IndicatorSnapshot.objects.get(region_id="990102", period="2025Q3").final is False
+
+
+def test_a_final_quarter_is_never_recomputed(county):
+    services.snapshots_nightly(today=TODAY)
+    before = IndicatorSnapshot.objects.get(region_id="990102", period="2025Q2")
+    late = rf.patient(
+        by=county.world.users.doctor_a, village=A1, name="补录", registered_on=date(2020, 1, 1)
+    )
+    rf.followup(late, date(2025, 5, 1))
+    services.snapshots_nightly(today=TODAY + timedelta(days=1))
+    after = IndicatorSnapshot.objects.get(region_id="990102", period="2025Q2")
+    assert after.counts == before.counts
+    assert after.computed_at == before.computed_at
+    current = IndicatorSnapshot.objects.get(region_id="990102", period="2025Q3")
+    assert current.counts["registered"] == before.counts["registered"] + 1
+
+
+def test_a_quarter_stays_open_for_late_entries_then_becomes_final(county):
+    services.snapshots_nightly(today=date(2025, 7, 5))
+    row = IndicatorSnapshot.objects.get(region_id="990102", period="2025Q2")
+    assert row.final is False and row.statistics_date == date(2025, 6, 30)
+    late = rf.patient(
+        by=county.world.users.doctor_a, village=A1, name="补录", registered_on=date(2020, 1, 1)
+    )
+    rf.followup(late, date(2025, 6, 20))
+    services.snapshots_nightly(today=date(2025, 7, 10))
+    row.refresh_from_db()
+    assert row.counts["managed"] == expected()["managed"] + 1
+    assert row.final is False
+    services.snapshots_nightly(today=date(2025, 7, 16))
+    row.refresh_from_db()
+    assert row.final is True
+
+
+def test_incremental_refresh_touches_only_counties_that_changed(county):
+    services.snapshots_nightly(today=TODAY)
+    other = IndicatorSnapshot.objects.get(region_id="990103", period="2025Q3")
+    since = timezone.now()
+    rf.followup(county.p["拒绝"], date(2025, 8, 1))
+    result = services.snapshots_refresh_changed(since=since, today=TODAY)
+    assert result["counties"] == 1
+    assert IndicatorSnapshot.objects.get(region_id="990103", period="2025Q3").computed_at == (
+        other.computed_at
+    )
+    assert "欧阳拒绝" in {
+        p.name
+        for p in selectors.drilldown_patients(
+            user=county.world.users.hospital,
+            region=county.world.county_a,
+            period=Period(2025, 3),
+            target=selectors.drill_targets()["managed"],
+            today=TODAY,
+        )
+    }
+    current = _counts("990102", Period(2025, 3))
+    assert (
+        current["managed"]
+        == IndicatorSnapshot.objects.get(region_id="990102", period="2025Q3").counts["managed"]
+    )
+    assert services.snapshots_refresh_changed(since=timezone.now(), today=TODAY)["counties"] == 0
+
+
+def test_a_transfer_refreshes_both_counties(county):
+    services.snapshots_nightly(today=TODAY)
+    since = timezone.now()
+    moved = county.p["拒绝"]
+    moved.region_id = "990103001001"
+    moved.save()
+    codes = [c.code for c in services.changed_counties(since=since)]
+    assert codes == ["990102", "990103"]
+
+
+@time_machine.travel("2025-08-15 10:00 +0800", tick=False)
+def test_tasks_record_their_runs(county):
+    tasks.snapshot_incremental()  # the first run ever does the nightly work
+    first = TaskRun.objects.get()
+    assert first.job == tasks.JOB_NIGHTLY and first.status == TaskRun.Status.SUCCEEDED
+    assert first.counts["counties"] == 2
+    tasks.snapshot_incremental()
+    run = TaskRun.objects.filter(job=tasks.JOB_INCREMENTAL).get()
+    assert run.status == TaskRun.Status.SUCCEEDED
+
+
+def test_reward_coverage_reads_the_subsidies_counts(county, monkeypatch):
+    def fake(*, region, date):
+        return (
+            {"eligible": 4, "active": 3}
+            if region.code == "990102"
+            else {"eligible": 0, "active": 0}
+        )
+
+    monkeypatch.setattr(reward, "coverage_function", lambda: fake)
+    services.snapshot_refresh_county(county=county.world.county_a, period=PERIOD, today=TODAY)
+    report = selectors.region_report(region=county.world.county_a, period=PERIOD, today=TODAY)
+    value = report.by_key["reward_coverage"]
+    assert value.available and value.value == Decimal("75.00")
+
+
+def test_reward_coverage_is_not_available_without_the_subsidies_function(county, monkeypatch):
+    monkeypatch.setattr(reward, "coverage_function", lambda: None)
+    report = selectors.region_report(region=county.world.county_a, period=PERIOD, today=TODAY)
+    assert report.by_key["reward_coverage"].available is False
+    assert report.by_key["management_rate"].available is True
+
+
+# --- targets ------------------------------------------------------------------
+
+
+def test_targets_are_rows_and_the_nearest_region_wins(world):
+    province = world.county_a.parent.parent
+    services.target_set(
+        indicator="management_rate", region=province, year=2025, value=Decimal("80"), by=None
+    )
+    services.target_set(
+        indicator="management_rate",
+        region=world.county_a,
+        year=2025,
+        value=Decimal("90"),
+        by=world.users.official,
+    )
+    services.target_set(
+        indicator="management_rate",
+        region=world.county_a,
+        year=2025,
+        value=Decimal("92"),
+        by=world.users.official,
+    )
+    assert IndicatorTarget.objects.filter(region=world.county_a).count() == 1
+    targets = selectors.targets_for([world.a1, world.county_c], 2025)
+    assert targets["990102001"]["management_rate"] == Decimal("92")
+    assert targets["990103"]["management_rate"] == Decimal("80")
+    assert selectors.targets_for([world.a1], 2024)["990102001"] == {}
+
+
+def test_only_officials_and_prevention_staff_set_targets_in_their_scope(world):
+    with pytest.raises(DomainError) as exc:
+        services.target_set(
+            indicator="management_rate",
+            region=world.county_a,
+            year=2025,
+            value=Decimal("90"),
+            by=world.users.police_a,
+        )
+    assert exc.value.message == ERR_TARGET_NOT_ALLOWED
+    with pytest.raises(DomainError):
+        services.target_set(
+            indicator="management_rate",
+            region=world.county_c,
+            year=2025,
+            value=Decimal("90"),
+            by=world.users.official,
+        )
+    with pytest.raises(DomainError) as exc:
+        services.target_set(
+            indicator="management_rate",
+            region=world.county_a,
+            year=2025,
+            value=Decimal("101"),
+            by=world.users.official,
+        )
+    assert exc.value.message == ERR_TARGET_VALUE
