@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import uuid
+
 from django.conf import settings
 from django.db import models
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from simple_history.models import HistoricalRecords
 
@@ -141,6 +144,9 @@ class StaffProfile(models.Model):
     display_name = models.CharField(_("姓名"), max_length=50, blank=True)
     phone = models.CharField(_("电话"), max_length=32, blank=True)
     password_changed_at = models.DateTimeField(_("密码修改时间"), null=True, blank=True)
+    # Set when an admin resets the password: the user must choose their own
+    # at the next login (accounts.middleware.SessionSecurityMiddleware).
+    must_change_password = models.BooleanField(_("须修改密码"), default=False)
     # Bumped on password or role change: sessions carrying an older epoch end.
     session_epoch = models.PositiveIntegerField(default=0)
     history = HistoricalRecords()
@@ -148,6 +154,127 @@ class StaffProfile(models.Model):
     class Meta:
         verbose_name = _("工作人员")
         verbose_name_plural = _("工作人员")
+        # Exporting data is a permission of its own, granted per account by
+        # the system admin (SECURITY.md G14; accounts.exports).
+        permissions = [("export_data", _("导出数据"))]
 
     def __str__(self) -> str:
         return self.display_name or self.user.get_username()
+
+
+class PasswordHistory(models.Model):
+    """A hash of a password the user has had: the last ones may not come back
+    (SECURITY.md G8; accounts.passwords.PasswordHistoryValidator)."""
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="password_history"
+    )
+    password = models.CharField(max_length=128)  # a Django password hash, never the password
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        verbose_name = _("历史密码")
+        verbose_name_plural = _("历史密码")
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["user", "-created_at"], name="pwhistory_user_created")]
+
+    def __str__(self) -> str:
+        return f"{self.user_id} {self.created_at:%Y-%m-%d}"
+
+
+class ApiKey(models.Model):
+    """A named key of a partner system (another department's software).
+
+    A key acts through its own service account (no usable password) that
+    holds one role in one organisation, so the API scopes its reads exactly
+    as for a person of that organisation. Only a SHA-256 of the key is kept;
+    the key itself is shown once, when it is created.
+    """
+
+    name = models.CharField(_("名称"), max_length=100)
+    organisation = models.ForeignKey(
+        Organisation, verbose_name=_("机构"), on_delete=models.PROTECT, related_name="api_keys"
+    )
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("服务账号"),
+        on_delete=models.PROTECT,
+        related_name="api_key",
+    )
+    prefix = models.CharField(_("前缀"), max_length=16, unique=True)
+    key_hash = models.CharField(max_length=64)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("创建人"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    created_at = models.DateTimeField(_("创建时间"), default=timezone.now)
+    last_used_at = models.DateTimeField(_("最近使用"), null=True, blank=True)
+    revoked_at = models.DateTimeField(_("吊销时间"), null=True, blank=True)
+    revoked_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("吊销人"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+
+    class Meta:
+        verbose_name = _("接口密钥")
+        verbose_name_plural = _("接口密钥")
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def is_active(self) -> bool:
+        return self.revoked_at is None
+
+
+class BreakGlassGrant(models.Model):
+    """Emergency read access (break the glass) of one health user to one
+    patient outside their scope, with a written reason, for a few hours
+    (SECURITY.md G25). ``patients.selectors._extra_grants_q`` honours it while
+    ``expires_at`` lies ahead; the audit admin reviews every grant."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("申请人"),
+        on_delete=models.PROTECT,
+        related_name="break_glass_grants",
+    )
+    patient = models.ForeignKey(
+        "patients.Patient", verbose_name=_("患者"), on_delete=models.PROTECT, related_name="+"
+    )
+    reason = models.TextField(_("理由"))
+    created_at = models.DateTimeField(_("申请时间"), default=timezone.now)
+    expires_at = models.DateTimeField(_("到期时间"))
+    reviewed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("审核人"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    reviewed_at = models.DateTimeField(_("审核时间"), null=True, blank=True)
+    review_note = models.CharField(_("审核意见"), max_length=200, blank=True)
+
+    class Meta:
+        verbose_name = _("紧急访问授权")
+        verbose_name_plural = _("紧急访问授权")
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["user", "expires_at"], name="breakglass_user_expires")]
+
+    def __str__(self) -> str:
+        return f"{self.user_id} {self.created_at:%Y-%m-%d %H:%M}"
+
+    @property
+    def is_active(self) -> bool:
+        return self.expires_at > timezone.now()

@@ -1,11 +1,23 @@
-"""Reads of regions, organisations and staff."""
+"""Reads of regions, organisations and staff, and of the security records
+(lockouts, partner keys, break-the-glass grants), each scoped to the user."""
 
 from __future__ import annotations
 
-from django.contrib.auth import get_user_model
-from django.db.models import QuerySet
+import uuid
 
-from accounts.models import Organisation, Region, StaffProfile
+from axes.models import AccessAttempt
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
+from django.db.models import CharField, Count, Exists, OuterRef, Q, QuerySet, Subquery
+from django.db.models.functions import Cast
+from django.http import Http404
+from django.utils import timezone
+from django_otp.plugins.otp_totp.models import TOTPDevice
+
+from accounts.models import ApiKey, BreakGlassGrant, Organisation, Region, StaffProfile
+from accounts.roles import ROLE_INFO, role_of
+from audit.models import AuditEvent
 
 
 def staff_profile_of(user) -> StaffProfile | None:
@@ -49,3 +61,159 @@ def regions_inside(region: Region, *, level: str | None = None) -> QuerySet[Regi
     if level:
         qs = qs.filter(level=level)
     return qs
+
+
+# --- the 三员 pages ------------------------------------------------------------
+
+
+def admin_region(user) -> Region | None:
+    """The region an admin-class user administers: their organisation's
+    (a county admin manages the county's accounts, not another county's)."""
+    role = role_of(user)
+    if role is None or not ROLE_INFO[role].admin_class:
+        return None
+    profile = staff_profile_of(user)
+    return profile.organisation.region if profile else None
+
+
+def _in_region_q(region: Region | None, path_field: str) -> Q:
+    if region is None:
+        return Q(pk__in=[])
+    return Q(**{f"{path_field}__startswith": region.path})
+
+
+def organisations_managed_by(user) -> QuerySet[Organisation]:
+    return (
+        Organisation.objects.select_related("region")
+        .filter(_in_region_q(admin_region(user), "region__path"), is_active=True)
+        .order_by("region__path", "department", "name")
+    )
+
+
+def _role_subquery(user_field: str = "pk"):
+    """The role code of the user in ``user_field`` (a user holds one role)."""
+    return Subquery(
+        Group.objects.filter(user=OuterRef(user_field), name__in=list(ROLE_INFO)).values("name")[:1]
+    )
+
+
+def staff_list_for(user, *, search: str = "", organisation_id=None, active=None) -> QuerySet:
+    """People's accounts in the admin's region (service accounts of API keys
+    are listed with their keys), with role and second-factor status."""
+    User = get_user_model()
+    qs = (
+        User.objects.filter(
+            _in_region_q(admin_region(user), "staff__organisation__region__path"),
+            api_key__isnull=True,
+        )
+        .select_related("staff__organisation")
+        .annotate(
+            role=_role_subquery(),
+            has_mfa=Exists(TOTPDevice.objects.filter(user=OuterRef("pk"), confirmed=True)),
+        )
+        .order_by("username")
+    )
+    search = (search or "").strip()
+    if search:
+        qs = qs.filter(Q(username__icontains=search) | Q(staff__display_name__icontains=search))
+    if organisation_id:
+        qs = qs.filter(staff__organisation_id=organisation_id)
+    if active is not None:
+        qs = qs.filter(is_active=active)
+    return qs
+
+
+def staff_get_for(user, pk):
+    """One account in the admin's region, or Http404."""
+    obj = staff_list_for(user).filter(pk=pk).first() if str(pk).isdigit() else None
+    if obj is None:
+        raise Http404
+    return obj
+
+
+def lockout_list_for(user) -> QuerySet:
+    """Accounts in the security admin's region locked by failed logins now."""
+    threshold = timezone.now() - settings.AXES_COOLOFF_TIME
+    usernames = staff_list_for(user).values("username")
+    return (
+        AccessAttempt.objects.filter(
+            username__in=usernames,
+            attempt_time__gte=threshold,
+            failures_since_start__gte=settings.AXES_FAILURE_LIMIT,
+        )
+        .values("username")
+        .distinct()
+        .order_by("username")
+    )
+
+
+def apikey_list_for(user) -> QuerySet[ApiKey]:
+    return (
+        ApiKey.objects.filter(_in_region_q(admin_region(user), "organisation__region__path"))
+        .select_related("organisation", "created_by", "revoked_by")
+        .annotate(role=_role_subquery("user_id"))
+        .order_by("-created_at")
+    )
+
+
+def apikey_get_for(user, pk) -> ApiKey:
+    obj = apikey_list_for(user).filter(pk=pk).first() if str(pk).isdigit() else None
+    if obj is None:
+        raise Http404
+    return obj
+
+
+# --- break the glass ---------------------------------------------------------------
+
+
+def break_glass_grants_q(user) -> QuerySet[BreakGlassGrant]:
+    """The user's active break-the-glass grants (patients.selectors reads
+    their ``patient_id`` to open those records for reading)."""
+    return BreakGlassGrant.objects.filter(user_id=user.pk, expires_at__gt=timezone.now())
+
+
+def breakglass_list_of(user) -> QuerySet[BreakGlassGrant]:
+    """The user's own grants, newest first."""
+    return BreakGlassGrant.objects.filter(user_id=user.pk).order_by("-created_at")
+
+
+def breakglass_list_for_review(user, *, pending_only: bool = False) -> QuerySet[BreakGlassGrant]:
+    """Grants of requesters in the audit admin's region, with the number of
+    times the requester opened the patient while the grant lasted."""
+    uses = (
+        AuditEvent.objects.filter(
+            object_type="patient",
+            object_id=OuterRef("patient_id_text"),
+            actor_id=OuterRef("user_id"),
+            at__gte=OuterRef("created_at"),
+            at__lte=OuterRef("expires_at"),
+        )
+        .exclude(action__startswith="breakglass.")
+        .order_by()
+        .values("actor_id")
+        .annotate(n=Count("id"))
+        .values("n")
+    )
+    qs = (
+        BreakGlassGrant.objects.filter(
+            _in_region_q(admin_region(user), "user__staff__organisation__region__path")
+        )
+        .select_related("user__staff__organisation", "reviewed_by")
+        .annotate(patient_id_text=Cast("patient_id", output_field=CharField()))
+        .annotate(uses=Subquery(uses[:1]))
+        .order_by("reviewed_at", "-created_at")
+    )
+    if pending_only:
+        qs = qs.filter(reviewed_at__isnull=True)
+    return qs
+
+
+def breakglass_get_for_review(user, pk) -> BreakGlassGrant:
+    try:
+        pk = uuid.UUID(str(pk))
+    except ValueError as exc:
+        raise Http404 from exc
+    obj = breakglass_list_for_review(user).filter(pk=pk).first()
+    if obj is None:
+        raise Http404
+    return obj

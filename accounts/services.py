@@ -1,25 +1,59 @@
-"""Writes of staff accounts and scope grants (admin pages, seed_demo)."""
+"""Writes of staff accounts, scope grants and security settings.
+
+Every change records who made it: a history row on the staff profile
+(django-simple-history, with a reason code) and an audit row. Changes that
+alter what a user may do end the user's other sessions (``session_epoch``)
+and delete their API tokens (SECURITY.md G11, A9).
+
+Capabilities are checked here, not only in views (三员, SECURITY.md G4):
+the system admin manages accounts, the security admin manages lockouts,
+second factors and partner keys, the audit admin reviews. ``by=None`` is the
+system itself (seed_demo, factories).
+"""
 
 from __future__ import annotations
 
+import secrets
+from datetime import timedelta
+
+from axes.utils import reset as axes_reset
+from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import Group
+from django.contrib.auth.models import Group, Permission
 from django.contrib.auth.password_validation import validate_password
 from django.db import transaction
-from django.db.models import F
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
+from django_otp.plugins.otp_totp.models import TOTPDevice
 from guardian.shortcuts import assign_perm
+from rest_framework.authtoken.models import Token
 
-from accounts.models import Organisation, StaffProfile
-from accounts.roles import ROLE_INFO, Role
+from accounts.authentication import hash_key
+from accounts.models import ApiKey, BreakGlassGrant, Organisation, PasswordHistory, StaffProfile
+from accounts.roles import ROLE_INFO, Role, fieldset_of, role_of
 from accounts.scoping import forget_scope
+from accounts.selectors import admin_region
 from audit.services import audit_record
 from core.errors import DomainError
 from core.history import history_stamp
 
 ERR_ROLE_DEPARTMENT = _("该角色不能设在此部门的机构中。")
 ERR_USERNAME_TAKEN = _("该用户名已被使用。")
+ERR_ONE_ROLE = _("每个账号只能有一个角色；如需调整，请修改该账号的角色。")
+ERR_NOT_ALLOWED = _("您的角色不能进行此操作。")
+ERR_SELF = _("不能对自己的账号进行此操作，请由另一名管理员办理。")
+ERR_ORGANISATION_SCOPE = _("该机构不在您的管理范围内。")
+ERR_API_ROLE = _("接口密钥不能使用管理类角色。")
+ERR_BREAKGLASS_ROLE = _("只有卫生健康人员可以申请紧急访问。")
+ERR_BREAKGLASS_NOT_FOUND = _("未找到该证件号码的患者。")
+ERR_REASON_SHORT = _("请写明理由（至少10个字）。")
+
+REASON_MIN_LENGTH = 10
+EXPORT_PERMISSION = ("accounts", "export_data")
+API_USERNAME_PREFIX = "api-"
+
+
+# --- groups -----------------------------------------------------------------
 
 
 def role_group(role: str) -> Group:
@@ -44,40 +78,101 @@ def _check_role_fits(role: str, organisation: Organisation) -> None:
 
 
 def _set_groups(user, *, organisation: Organisation, role: str) -> None:
+    """Exactly one role group and one scope group (the rest are removed)."""
     keep = [role_group(role), scope_group(organisation=organisation, role=role)]
     user.groups.set(keep)
     forget_scope(user)
+
+
+# --- capability checks --------------------------------------------------------
+
+
+def _require_role(by, *roles: str) -> None:
+    if by is None:  # the system itself: seed_demo, data migrations, factories
+        return
+    if role_of(by) not in roles:
+        raise DomainError(ERR_NOT_ALLOWED)
+
+
+def _require_not_self(by, user) -> None:
+    if by is not None and by.pk == user.pk:
+        raise DomainError(ERR_SELF)
+
+
+def _require_in_scope(by, organisation: Organisation) -> None:
+    """An admin manages the organisations inside their own organisation's region."""
+    if by is None:
+        return
+    region = admin_region(by)
+    if region is None or not organisation.region.path.startswith(region.path):
+        raise DomainError(ERR_ORGANISATION_SCOPE, field="organisation")
+
+
+def _profile_for_update(user) -> StaffProfile:
+    return StaffProfile.objects.select_for_update().get(user=user)
+
+
+def _end_sessions(profile: StaffProfile) -> None:
+    """Other sessions of the user end on their next request; API tokens go."""
+    profile.session_epoch += 1
+    Token.objects.filter(user_id=profile.user_id).delete()
+
+
+def _record_password(user) -> None:
+    """Keep the hash of the password just set; only the last few matter."""
+    PasswordHistory.objects.create(user=user, password=user.password)
+    keep = settings.PASSWORD_HISTORY_COUNT
+    old = PasswordHistory.objects.filter(user=user).order_by("-created_at", "-id")[keep:]
+    PasswordHistory.objects.filter(pk__in=list(old.values_list("pk", flat=True))).delete()
+
+
+# --- staff accounts -----------------------------------------------------------
 
 
 @transaction.atomic
 def staff_create(
     *,
     username: str,
-    password: str,
+    password: str | None,
     organisation: Organisation,
     role: str,
     display_name: str = "",
     phone: str = "",
     by=None,
     validate: bool = True,
+    must_change_password: bool = False,
 ):
-    """Create an active account in one organisation with one role."""
+    """Create an active account in one organisation with one role.
+
+    ``password=None`` gives an account that cannot sign in with a password
+    (the service account of an API key). Raises DomainError or
+    ValidationError (password rules).
+    """
+    _require_role(by, Role.ADMIN)
     User = get_user_model()
     if User.objects.filter(username=username).exists():
         raise DomainError(ERR_USERNAME_TAKEN, field="username")
     _check_role_fits(role, organisation)
+    _require_in_scope(by, organisation)
     user = User(username=username, is_active=True)
-    if validate:
-        validate_password(password, user)
-    user.set_password(password)
+    if password is None:
+        user.set_unusable_password()
+    else:
+        if validate:
+            validate_password(password, user)
+        user.set_password(password)
     user.save()
+    if password is not None:
+        _record_password(user)
     profile = StaffProfile(
         user=user,
         organisation=organisation,
         display_name=display_name,
         phone=phone,
         password_changed_at=timezone.now(),
+        must_change_password=must_change_password,
     )
+    profile.full_clean(exclude=["user"])
     history_stamp(profile, user=by, reason="staff.created")
     profile.save()
     _set_groups(user, organisation=organisation, role=role)
@@ -94,10 +189,14 @@ def staff_create(
 @transaction.atomic
 def staff_change(*, user, organisation: Organisation, role: str, by):
     """Change a staff member's role and/or organisation; their sessions end."""
+    _require_role(by, Role.ADMIN)
+    _require_not_self(by, user)
     _check_role_fits(role, organisation)
-    profile = StaffProfile.objects.select_for_update().get(user=user)
+    _require_in_scope(by, organisation)
+    profile = _profile_for_update(user)
+    previous = {"role": role_of(user), "organisation": profile.organisation_id}
     profile.organisation = organisation
-    profile.session_epoch += 1
+    _end_sessions(profile)
     history_stamp(profile, user=by, reason="staff.changed")
     profile.save(update_fields=["organisation", "session_epoch"])
     _set_groups(user, organisation=organisation, role=role)
@@ -106,43 +205,294 @@ def staff_change(*, user, organisation: Organisation, role: str, by):
         action="admin.staff_change",
         object_type="user",
         object_id=user.pk,
-        detail={"role": role, "organisation": organisation.pk},
+        detail={"role": role, "organisation": organisation.pk, "previous": previous},
     )
     return user
 
 
 @transaction.atomic
+def staff_role_add(*, user, role: str, by):
+    """Give a role to an account that has none. A user holds exactly one
+    role (三员 separation, G4): adding a second one is refused; use
+    ``staff_change`` to replace it."""
+    _require_role(by, Role.ADMIN)
+    if role_of(user) is not None or user.groups.filter(name__in=list(ROLE_INFO)).exists():
+        raise DomainError(ERR_ONE_ROLE, field="role")
+    profile = _profile_for_update(user)
+    return staff_change(user=user, organisation=profile.organisation, role=role, by=by)
+
+
+@transaction.atomic
 def staff_deactivate(*, user, by):
+    """Disable the account; its sessions end on their next request."""
+    _require_role(by, Role.ADMIN)
+    _require_not_self(by, user)
     user.is_active = False
     user.save(update_fields=["is_active"])
-    StaffProfile.objects.filter(user=user).update(session_epoch=F("session_epoch") + 1)
+    profile = _profile_for_update(user)
+    _end_sessions(profile)
+    history_stamp(profile, user=by, reason="staff.deactivated")
+    profile.save(update_fields=["session_epoch"])
     audit_record(actor=by, action="admin.staff_deactivate", object_type="user", object_id=user.pk)
     return user
 
 
 @transaction.atomic
 def staff_reactivate(*, user, by):
+    _require_role(by, Role.ADMIN)
+    _require_not_self(by, user)
     user.is_active = True
     user.save(update_fields=["is_active"])
+    profile = _profile_for_update(user)
+    history_stamp(profile, user=by, reason="staff.reactivated")
+    profile.save(update_fields=["session_epoch"])
     audit_record(actor=by, action="admin.staff_reactivate", object_type="user", object_id=user.pk)
     return user
 
 
 @transaction.atomic
-def staff_set_password(*, user, password: str, by, validate: bool = True):
-    """Set a new password (reset by an admin or changed by the user); sessions end."""
+def staff_set_password(*, user, password: str, by, validate: bool = True, temporary: bool = False):
+    """Set a new password; the user's other sessions end.
+
+    Changed by the user themselves, or reset by the system admin with
+    ``temporary=True``: then the user must choose their own at the next
+    login. Raises ValidationError when the password breaks the rules
+    (length, classes, common list, the last five).
+    """
+    own = by is not None and by.pk == user.pk
+    if not own:
+        _require_role(by, Role.ADMIN)
+    elif temporary:
+        raise DomainError(ERR_SELF)
     if validate:
         validate_password(password, user)
     user.set_password(password)
     user.save(update_fields=["password"])
-    StaffProfile.objects.filter(user=user).update(
-        password_changed_at=timezone.now(),
-        session_epoch=F("session_epoch") + 1,
-    )
+    _record_password(user)
+    profile = StaffProfile.objects.select_for_update().filter(user=user).first()
+    if profile is not None:  # a bare superuser (Django admin only) has none
+        profile.password_changed_at = timezone.now()
+        profile.must_change_password = temporary
+        _end_sessions(profile)
+        history_stamp(
+            profile, user=by, reason="staff.password_changed" if own else "staff.password_reset"
+        )
+        profile.save(update_fields=["password_changed_at", "must_change_password", "session_epoch"])
     audit_record(
         actor=by,
-        action="admin.password_reset" if by and by.pk != user.pk else "auth.password_change",
+        action="auth.password_change" if own else "admin.password_reset",
         object_type="user",
         object_id=user.pk,
     )
     return user
+
+
+@transaction.atomic
+def staff_set_export(*, user, allowed: bool, by):
+    """Grant or withdraw the export permission (accounts.exports)."""
+    _require_role(by, Role.ADMIN)
+    _require_not_self(by, user)
+    app_label, codename = EXPORT_PERMISSION
+    perm = Permission.objects.get(content_type__app_label=app_label, codename=codename)
+    if allowed:
+        user.user_permissions.add(perm)
+    else:
+        user.user_permissions.remove(perm)
+    for cache in ("_perm_cache", "_user_perm_cache"):
+        user.__dict__.pop(cache, None)
+    audit_record(
+        actor=by,
+        action="admin.export_grant" if allowed else "admin.export_revoke",
+        object_type="user",
+        object_id=user.pk,
+    )
+    return user
+
+
+# --- security admin -------------------------------------------------------------
+
+
+@transaction.atomic
+def staff_reset_mfa(*, user, by):
+    """Remove the user's TOTP devices (lost phone); they enrol again at the
+    next login. Their sessions end."""
+    _require_role(by, Role.SECURITY_ADMIN)
+    _require_not_self(by, user)
+    removed, _ = TOTPDevice.objects.filter(user=user).delete()
+    profile = _profile_for_update(user)
+    _end_sessions(profile)
+    history_stamp(profile, user=by, reason="staff.mfa_reset")
+    profile.save(update_fields=["session_epoch"])
+    audit_record(
+        actor=by,
+        action="security.mfa_reset",
+        object_type="user",
+        object_id=user.pk,
+        detail={"devices": removed},
+    )
+    return user
+
+
+@transaction.atomic
+def lockout_release(*, username: str, by) -> int:
+    """Unlock an account locked by repeated failed logins (django-axes)."""
+    _require_role(by, Role.SECURITY_ADMIN)
+    count = axes_reset(username=username)
+    User = get_user_model()
+    pk = User.objects.filter(username=username).values_list("pk", flat=True).first()
+    audit_record(
+        actor=by,
+        action="security.unlock",
+        object_type="user",
+        object_id=pk or "",
+        detail={"attempts": count},
+    )
+    return count
+
+
+@transaction.atomic
+def apikey_create(*, name: str, organisation: Organisation, role: str, by) -> tuple[ApiKey, str]:
+    """A new partner key with its own service account; returns the key, to
+    be shown once (only its SHA-256 is kept)."""
+    _require_role(by, Role.SECURITY_ADMIN)
+    if ROLE_INFO[Role(role)].admin_class:
+        raise DomainError(ERR_API_ROLE, field="role")
+    _check_role_fits(role, organisation)
+    _require_in_scope(by, organisation)
+    prefix = secrets.token_hex(4)
+    while ApiKey.objects.filter(prefix=prefix).exists():
+        prefix = secrets.token_hex(4)
+    key = f"{prefix}.{secrets.token_urlsafe(32)}"
+    service_user = staff_create(
+        username=f"{API_USERNAME_PREFIX}{prefix}",
+        password=None,
+        organisation=organisation,
+        role=role,
+        display_name=name,
+    )
+    api_key = ApiKey(
+        name=name,
+        organisation=organisation,
+        user=service_user,
+        prefix=prefix,
+        key_hash=hash_key(key),
+        created_by=by,
+    )
+    api_key.full_clean()
+    api_key.save()
+    audit_record(
+        actor=by,
+        action="security.api_key_create",
+        object_type="api_key",
+        object_id=api_key.pk,
+        detail={"role": role, "organisation": organisation.pk, "prefix": prefix},
+    )
+    return api_key, key
+
+
+@transaction.atomic
+def apikey_revoke(*, api_key: ApiKey, by) -> ApiKey:
+    """Revoke a key at once; its service account is disabled."""
+    _require_role(by, Role.SECURITY_ADMIN)
+    api_key = ApiKey.objects.select_for_update().get(pk=api_key.pk)
+    if api_key.revoked_at is not None:
+        return api_key
+    api_key.revoked_at = timezone.now()
+    api_key.revoked_by = by
+    api_key.save(update_fields=["revoked_at", "revoked_by"])
+    service_user = api_key.user
+    service_user.is_active = False
+    service_user.save(update_fields=["is_active"])
+    audit_record(
+        actor=by,
+        action="security.api_key_revoke",
+        object_type="api_key",
+        object_id=api_key.pk,
+        detail={"prefix": api_key.prefix},
+    )
+    return api_key
+
+
+# --- break the glass ------------------------------------------------------------
+
+
+def _clean_reason(reason: str) -> str:
+    reason = (reason or "").strip()
+    if len(reason) < REASON_MIN_LENGTH:
+        raise DomainError(ERR_REASON_SHORT, field="reason")
+    return reason
+
+
+def breakglass_request(
+    *, by, id_type: str, id_number: str, reason: str, request=None
+) -> BreakGlassGrant | None:
+    """Emergency read access for ``BREAK_GLASS_HOURS`` to the patient with
+    this document number, outside the user's scope (SECURITY.md G25).
+
+    Health staff only; a written reason is required. Returns the active
+    grant (an existing one is reused), or None when the patient is already
+    within the user's scope. Every request, found or not, is audited.
+    """
+    # patients imports accounts: import it here, not at module load
+    from patients.models import Patient, id_number_index_for
+    from patients.selectors import patient_list_visible_to
+
+    if fieldset_of(by) != "health":
+        raise DomainError(ERR_BREAKGLASS_ROLE)
+    reason = _clean_reason(reason)
+    index = id_number_index_for(id_type, id_number)
+    # The lookup reads the key only, never the record: the grant below is
+    # what lets patients.selectors open it.
+    patient_id = Patient.objects.filter(id_number_index=index).values_list("pk", flat=True).first()
+    if patient_id is None:
+        audit_record(
+            actor=by, action="breakglass.not_found", object_type="patient", request=request
+        )
+        raise DomainError(ERR_BREAKGLASS_NOT_FOUND, field="id_number")
+    now = timezone.now()
+    grant = (
+        BreakGlassGrant.objects.filter(user=by, patient_id=patient_id, expires_at__gt=now)
+        .order_by("-expires_at")
+        .first()
+    )
+    if grant is not None:
+        return grant
+    if patient_list_visible_to(user=by).filter(pk=patient_id).exists():
+        return None
+    with transaction.atomic():
+        grant = BreakGlassGrant(
+            user=by,
+            patient_id=patient_id,
+            reason=reason,
+            created_at=now,
+            expires_at=now + timedelta(hours=settings.BREAK_GLASS_HOURS),
+        )
+        grant.full_clean()
+        grant.save(force_insert=True)
+        audit_record(
+            actor=by,
+            action="breakglass.grant",
+            object_type="patient",
+            object_id=patient_id,
+            detail={"grant": str(grant.pk), "hours": settings.BREAK_GLASS_HOURS},
+            request=request,
+        )
+    return grant
+
+
+@transaction.atomic
+def breakglass_review(*, grant: BreakGlassGrant, by, note: str = "") -> BreakGlassGrant:
+    """The audit admin records that a grant and its uses were reviewed."""
+    _require_role(by, Role.AUDIT_ADMIN)
+    grant = BreakGlassGrant.objects.select_for_update().get(pk=grant.pk)
+    grant.reviewed_by = by
+    grant.reviewed_at = timezone.now()
+    grant.review_note = (note or "").strip()[:200]
+    grant.save(update_fields=["reviewed_by", "reviewed_at", "review_note"])
+    audit_record(
+        actor=by,
+        action="breakglass.review",
+        object_type="break_glass",
+        object_id=grant.pk,
+    )
+    return grant

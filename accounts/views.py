@@ -1,13 +1,97 @@
 from __future__ import annotations
 
+from django.contrib import messages
+from django.contrib.auth import update_session_auth_hash
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_not_required
-from django.shortcuts import render
+from django.contrib.auth.models import Permission
+from django.core.exceptions import ValidationError
+from django.core.paginator import Paginator
+from django.http import Http404
+from django.shortcuts import redirect, render
+from django.urls import NoReverseMatch, reverse
+from django.utils import timezone
 from django.utils.decorators import method_decorator
+from django.utils.formats import date_format
+from django.utils.http import url_has_allowed_host_and_scheme, urlencode
+from django.utils.translation import gettext_lazy as _
+from django.views.decorators.http import require_POST
+from django_otp import login as otp_login
+from django_otp.plugins.otp_totp.models import TOTPDevice
+
+from accounts import mfa, selectors, services
+from accounts.forms import (
+    ERR_MFA_CODE,
+    ApiKeyCreateForm,
+    BreakGlassForm,
+    OtpCodeForm,
+    PasswordChangeForm,
+    PasswordResetForm,
+    StaffChangeForm,
+    StaffCreateForm,
+    StaffFilterForm,
+)
+from accounts.middleware import refresh_epoch
+from accounts.models import StaffProfile
+from accounts.permissions import role_required
+from accounts.roles import Role, home_url_for, role_of
+from audit.models import AuditEvent
+from audit.services import audit_record
+from core.errors import DomainError
+
+ADMIN = Role.ADMIN
+SECURITY = Role.SECURITY_ADMIN
+HEALTH_ROLES = (Role.TOWNSHIP_DOCTOR, Role.HOSPITAL_DOCTOR, Role.PREVENTION_STAFF)
+PAGE_SIZE = 50
+
+MSG_SAVED = _("已保存。")
+MSG_PASSWORD_CHANGED = _("密码已修改。")
+MSG_PASSWORD_RESET = _("已设置临时密码，该用户下次登录时须修改密码。")
+MSG_DEACTIVATED = _("账号已停用，其登录会话已失效。")
+MSG_REACTIVATED = _("账号已启用。")
+MSG_MFA_RESET = _("已清除该用户的动态验证码设备，其下次登录时须重新绑定。")
+MSG_UNLOCKED = _("已解除锁定。")
+MSG_KEY_REVOKED = _("接口密钥已吊销。")
+MSG_BREAKGLASS_GRANTED = _(
+    "已开启紧急访问，有效期至 %(until)s。每次查看都会被记录并由审计管理员审核。"
+)
+MSG_BREAKGLASS_IN_SCOPE = _("该患者在您的管辖范围内，无需紧急访问。")
+
+
+def _add_errors(form, exc) -> None:
+    """Attach a DomainError or a password ValidationError to the form."""
+    if isinstance(exc, DomainError):
+        field = exc.field if exc.field in form.fields else None
+        form.add_error(field, exc.message)
+    else:
+        field = "password1" if "password1" in form.fields else None
+        form.add_error(field, exc)
+
+
+def _next_url(request, default: str) -> str:
+    target = request.POST.get("next") or request.GET.get("next") or ""
+    if target and url_has_allowed_host_and_scheme(
+        target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        return target
+    return default
+
+
+def _reverse_or_none(name: str, *args) -> str | None:
+    try:
+        return reverse(name, args=args)
+    except NoReverseMatch:
+        return None
+
+
+# --- sign-in -----------------------------------------------------------------------
 
 
 @method_decorator(login_not_required, name="dispatch")
 class LoginView(auth_views.LoginView):
+    """Password step. Unknown user, wrong password and disabled account all
+    get the same answer; five failures lock the username (django-axes)."""
+
     template_name = "accounts/login.html"
     redirect_authenticated_user = True
 
@@ -15,3 +99,467 @@ class LoginView(auth_views.LoginView):
 def no_role(request):
     """An account without a role (or with two) reaches nothing."""
     return render(request, "accounts/no_role.html", status=403)
+
+
+def password_change(request):
+    """Change one's own password (required when due or after a reset)."""
+    form = PasswordChangeForm(request.POST or None, user=request.user)
+    if form.is_bound and form.is_valid():
+        try:
+            services.staff_set_password(
+                user=request.user, password=form.cleaned_data["password1"], by=request.user
+            )
+        except (DomainError, ValidationError) as exc:
+            _add_errors(form, exc)
+        else:
+            update_session_auth_hash(request, request.user)
+            refresh_epoch(request, request.user)
+            messages.success(request, MSG_PASSWORD_CHANGED)
+            return redirect(_next_url(request, home_url_for(request.user)))
+    return render(
+        request,
+        "accounts/password_change.html",
+        {"form": form, "next": _next_url(request, "")},
+    )
+
+
+def mfa_setup(request):
+    """Enrol a TOTP authenticator: scan the QR code, confirm with a code."""
+    user = request.user
+    if mfa.has_confirmed_device(user):
+        return redirect(reverse("accounts:mfa-verify") + _query_next(request))
+    device = mfa.device_for_enrolment(user)
+    form = OtpCodeForm(request.POST or None)
+    if form.is_bound and form.is_valid():
+        code = form.cleaned_data["code"].strip()
+        if code.isdigit() and device.verify_token(code):
+            device.confirmed = True
+            device.save(update_fields=["confirmed"])
+            otp_login(request, device)
+            request.session.cycle_key()
+            audit_record(
+                actor=user,
+                action="auth.mfa_enrolled",
+                object_type="user",
+                object_id=user.pk,
+                request=request,
+            )
+            return redirect(_next_url(request, home_url_for(user)))
+        audit_record(
+            actor=user,
+            action="auth.mfa_failed",
+            object_type="user",
+            object_id=user.pk,
+            request=request,
+        )
+        form.add_error("code", ERR_MFA_CODE)
+    return render(
+        request,
+        "accounts/mfa_setup.html",
+        {
+            "form": form,
+            "qr": mfa.qr_data_uri(device.config_url),
+            "secret": mfa.secret_base32(device),
+            "otpauth": device.config_url,
+            "next": _next_url(request, ""),
+        },
+    )
+
+
+def mfa_verify(request):
+    """The second step of signing in: the code from the authenticator."""
+    user = request.user
+    if not mfa.needs_second_factor(user):
+        return redirect(_next_url(request, home_url_for(user)))
+    if not mfa.has_confirmed_device(user):
+        return redirect(reverse("accounts:mfa-setup") + _query_next(request))
+    form = OtpCodeForm(request.POST or None)
+    if form.is_bound and form.is_valid():
+        device = mfa.verify_code(user, form.cleaned_data["code"])
+        if device is not None:
+            otp_login(request, device)
+            request.session.cycle_key()
+            audit_record(
+                actor=user,
+                action="auth.mfa_verified",
+                object_type="user",
+                object_id=user.pk,
+                request=request,
+            )
+            return redirect(_next_url(request, home_url_for(user)))
+        audit_record(
+            actor=user,
+            action="auth.mfa_failed",
+            object_type="user",
+            object_id=user.pk,
+            request=request,
+        )
+        form.add_error("code", ERR_MFA_CODE)
+    return render(
+        request, "accounts/mfa_verify.html", {"form": form, "next": _next_url(request, "")}
+    )
+
+
+def _query_next(request) -> str:
+    target = _next_url(request, "")
+    if not target:
+        return ""
+    return "?" + urlencode({"next": target})
+
+
+# --- account management (system admin; security admin reads) -----------------------
+
+
+@role_required(ADMIN, SECURITY)
+def staff_list(request):
+    organisations = selectors.organisations_managed_by(request.user)
+    form = StaffFilterForm(request.GET or None, organisations=organisations)
+    filters = form.cleaned_data if form.is_valid() else {}
+    qs = selectors.staff_list_for(
+        request.user,
+        search=filters.get("q") or "",
+        organisation_id=filters["organisation"].pk if filters.get("organisation") else None,
+        active=filters.get("active"),
+    )
+    page = Paginator(qs, PAGE_SIZE).get_page(request.GET.get("page"))
+    rows = [(u, Role(u.role).label if u.role else "") for u in page.object_list]
+    role = role_of(request.user)
+    return render(
+        request,
+        "accounts/staff_list.html",
+        {
+            "form": form,
+            "page": page,
+            "rows": rows,
+            "can_create": role == ADMIN,
+            "is_security_admin": role == SECURITY,
+            "query": _query_without_page(request),
+        },
+    )
+
+
+def _query_without_page(request) -> str:
+    params = request.GET.copy()
+    params.pop("page", None)
+    return params.urlencode()
+
+
+def _staff_detail_context(request, target, **forms):
+    role = role_of(request.user)
+    own = target.pk == request.user.pk
+    organisations = selectors.organisations_managed_by(request.user)
+    history = (
+        StaffProfile.history.filter(user_id=target.pk)
+        .select_related("history_user", "organisation")
+        .order_by("-history_date")[:20]
+    )
+    events = AuditEvent.objects.filter(object_type="user", object_id=str(target.pk)).order_by(
+        "-id"
+    )[:20]
+    export_perm = Permission.objects.filter(
+        content_type__app_label="accounts", codename="export_data"
+    )
+    context = {
+        "target": target,
+        "target_role": Role(target.role).label if target.role else "",
+        "profile": target.staff,
+        "history": history,
+        "events": events,
+        "can_manage": role == ADMIN and not own,
+        "can_security": role == SECURITY and not own,
+        "has_device": TOTPDevice.objects.filter(user=target, confirmed=True).exists(),
+        "export_allowed": target.user_permissions.filter(pk__in=export_perm).exists(),
+        "locked": selectors.lockout_list_for(request.user)
+        .filter(username=target.username)
+        .exists(),
+        "change_form": forms.get("change_form")
+        or StaffChangeForm(
+            organisations=organisations,
+            initial={"organisation": target.staff.organisation_id, "role": target.role},
+        ),
+        "password_form": forms.get("password_form") or PasswordResetForm(),
+    }
+    return context
+
+
+@role_required(ADMIN, SECURITY)
+def staff_detail(request, pk):
+    target = selectors.staff_get_for(request.user, pk)
+    return render(request, "accounts/staff_detail.html", _staff_detail_context(request, target))
+
+
+@role_required(ADMIN)
+def staff_create(request):
+    form = StaffCreateForm(
+        request.POST or None, organisations=selectors.organisations_managed_by(request.user)
+    )
+    if form.is_bound and form.is_valid():
+        data = form.cleaned_data
+        try:
+            user = services.staff_create(
+                username=data["username"],
+                password=data["password1"],
+                organisation=data["organisation"],
+                role=data["role"],
+                display_name=data["display_name"],
+                by=request.user,
+                must_change_password=True,
+            )
+        except (DomainError, ValidationError) as exc:
+            _add_errors(form, exc)
+        else:
+            messages.success(request, MSG_SAVED)
+            return redirect("accounts:staff-detail", pk=user.pk)
+    return render(request, "accounts/staff_create.html", {"form": form})
+
+
+@require_POST
+@role_required(ADMIN)
+def staff_change(request, pk):
+    target = selectors.staff_get_for(request.user, pk)
+    form = StaffChangeForm(
+        request.POST, organisations=selectors.organisations_managed_by(request.user)
+    )
+    if form.is_valid():
+        try:
+            services.staff_change(
+                user=target,
+                organisation=form.cleaned_data["organisation"],
+                role=form.cleaned_data["role"],
+                by=request.user,
+            )
+        except DomainError as exc:
+            if exc.field not in form.fields:
+                messages.error(request, exc.message)
+                return redirect("accounts:staff-detail", pk=target.pk)
+            _add_errors(form, exc)
+        else:
+            messages.success(request, MSG_SAVED)
+            return redirect("accounts:staff-detail", pk=target.pk)
+    context = _staff_detail_context(request, target, change_form=form)
+    return render(request, "accounts/staff_detail.html", context, status=400)
+
+
+@require_POST
+@role_required(ADMIN)
+def staff_password_reset(request, pk):
+    target = selectors.staff_get_for(request.user, pk)
+    form = PasswordResetForm(request.POST)
+    if form.is_valid():
+        try:
+            services.staff_set_password(
+                user=target,
+                password=form.cleaned_data["password1"],
+                by=request.user,
+                temporary=True,
+            )
+        except DomainError as exc:
+            messages.error(request, exc.message)
+            return redirect("accounts:staff-detail", pk=target.pk)
+        except ValidationError as exc:
+            _add_errors(form, exc)
+        else:
+            messages.success(request, MSG_PASSWORD_RESET)
+            return redirect("accounts:staff-detail", pk=target.pk)
+    context = _staff_detail_context(request, target, password_form=form)
+    return render(request, "accounts/staff_detail.html", context, status=400)
+
+
+def _confirm(request, *, title, text, button, cancel_url, danger=True, status=200):
+    return render(
+        request,
+        "accounts/confirm.html",
+        {
+            "title": title,
+            "text": text,
+            "button": button,
+            "cancel_url": cancel_url,
+            "danger": danger,
+        },
+        status=status,
+    )
+
+
+def _run(request, action, *, success, redirect_to):
+    try:
+        action()
+    except DomainError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, success)
+    return redirect(redirect_to)
+
+
+@role_required(ADMIN)
+def staff_deactivate(request, pk):
+    """GET asks for confirmation; POST disables the account."""
+    target = selectors.staff_get_for(request.user, pk)
+    detail = reverse("accounts:staff-detail", args=[target.pk])
+    if request.method != "POST":
+        return _confirm(
+            request,
+            title=_("停用账号"),
+            text=_("停用后该账号将无法登录，其现有会话立即失效。账号 %(name)s 确认停用吗？")
+            % {"name": target.username},
+            button=_("确认停用"),
+            cancel_url=detail,
+        )
+    return _run(
+        request,
+        lambda: services.staff_deactivate(user=target, by=request.user),
+        success=MSG_DEACTIVATED,
+        redirect_to=detail,
+    )
+
+
+@require_POST
+@role_required(ADMIN)
+def staff_reactivate(request, pk):
+    target = selectors.staff_get_for(request.user, pk)
+    return _run(
+        request,
+        lambda: services.staff_reactivate(user=target, by=request.user),
+        success=MSG_REACTIVATED,
+        redirect_to=reverse("accounts:staff-detail", args=[target.pk]),
+    )
+
+
+@require_POST
+@role_required(ADMIN)
+def staff_export(request, pk):
+    target = selectors.staff_get_for(request.user, pk)
+    allowed = request.POST.get("allowed") == "1"
+    return _run(
+        request,
+        lambda: services.staff_set_export(user=target, allowed=allowed, by=request.user),
+        success=MSG_SAVED,
+        redirect_to=reverse("accounts:staff-detail", args=[target.pk]),
+    )
+
+
+@role_required(SECURITY)
+def staff_mfa_reset(request, pk):
+    target = selectors.staff_get_for(request.user, pk)
+    detail = reverse("accounts:staff-detail", args=[target.pk])
+    if request.method != "POST":
+        return _confirm(
+            request,
+            title=_("重置动态验证码"),
+            text=_(
+                "将删除账号 %(name)s 已绑定的验证器，其会话立即失效，下次登录须重新绑定。确认吗？"
+            )
+            % {"name": target.username},
+            button=_("确认重置"),
+            cancel_url=detail,
+        )
+    return _run(
+        request,
+        lambda: services.staff_reset_mfa(user=target, by=request.user),
+        success=MSG_MFA_RESET,
+        redirect_to=detail,
+    )
+
+
+# --- security admin: lockouts and partner keys ---------------------------------------
+
+
+@role_required(SECURITY)
+def lockout_list(request):
+    rows = list(selectors.lockout_list_for(request.user))
+    return render(request, "accounts/lockout_list.html", {"rows": rows})
+
+
+@require_POST
+@role_required(SECURITY)
+def lockout_release(request):
+    username = request.POST.get("username", "")
+    if not selectors.lockout_list_for(request.user).filter(username=username).exists():
+        raise Http404
+    services.lockout_release(username=username, by=request.user)
+    messages.success(request, MSG_UNLOCKED)
+    return redirect("accounts:lockout-list")
+
+
+@role_required(SECURITY)
+def apikey_list(request):
+    organisations = selectors.organisations_managed_by(request.user)
+    form = ApiKeyCreateForm(request.POST or None, organisations=organisations)
+    if form.is_bound and form.is_valid():
+        try:
+            api_key, key = services.apikey_create(
+                name=form.cleaned_data["name"],
+                organisation=form.cleaned_data["organisation"],
+                role=form.cleaned_data["role"],
+                by=request.user,
+            )
+        except DomainError as exc:
+            _add_errors(form, exc)
+        else:
+            # Shown once: only the hash is kept (the page is not cached: no-store).
+            return render(request, "accounts/apikey_created.html", {"api_key": api_key, "key": key})
+    page = Paginator(selectors.apikey_list_for(request.user), PAGE_SIZE).get_page(
+        request.GET.get("page")
+    )
+    rows = [(k, Role(k.role).label if k.role else "") for k in page.object_list]
+    status = 400 if form.is_bound else 200
+    return render(
+        request,
+        "accounts/apikey_list.html",
+        {"form": form, "page": page, "rows": rows, "query": ""},
+        status=status,
+    )
+
+
+@role_required(SECURITY)
+def apikey_revoke(request, pk):
+    api_key = selectors.apikey_get_for(request.user, pk)
+    back = reverse("accounts:apikey-list")
+    if request.method != "POST":
+        return _confirm(
+            request,
+            title=_("吊销接口密钥"),
+            text=_("吊销后使用密钥“%(name)s”的系统将立即无法访问。确认吊销吗？")
+            % {"name": api_key.name},
+            button=_("确认吊销"),
+            cancel_url=back,
+        )
+    return _run(
+        request,
+        lambda: services.apikey_revoke(api_key=api_key, by=request.user),
+        success=MSG_KEY_REVOKED,
+        redirect_to=back,
+    )
+
+
+# --- break the glass ---------------------------------------------------------------------
+
+
+@role_required(*HEALTH_ROLES)
+def breakglass_request(request):
+    """Ask for 3 hours of read access to a patient outside one's scope."""
+    form = BreakGlassForm(request.POST or None)
+    if form.is_bound and form.is_valid():
+        data = form.cleaned_data
+        try:
+            grant = services.breakglass_request(
+                by=request.user,
+                id_type=data["id_type"],
+                id_number=data["id_number"],
+                reason=data["reason"],
+                request=request,
+            )
+        except DomainError as exc:
+            _add_errors(form, exc)
+        else:
+            if grant is None:
+                messages.info(request, MSG_BREAKGLASS_IN_SCOPE)
+                return redirect("accounts:breakglass-request")
+            until = date_format(timezone.localtime(grant.expires_at), "Y-m-d H:i")
+            messages.warning(request, MSG_BREAKGLASS_GRANTED % {"until": until})
+            return redirect(
+                _reverse_or_none("patients:detail", grant.patient_id)
+                or reverse("accounts:breakglass-request")
+            )
+    grants = list(selectors.breakglass_list_of(request.user)[:20])
+    rows = [(g, _reverse_or_none("patients:detail", g.patient_id)) for g in grants]
+    return render(request, "accounts/breakglass_request.html", {"form": form, "rows": rows})

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+from datetime import datetime, time, timedelta
 
 from django.db import connection, transaction
+from django.db.models import Count
+from django.utils import timezone
 
 from audit.models import AuditEvent
 
@@ -81,3 +84,62 @@ def verify_chain() -> tuple[int, int | None]:
         prev = ev.hash
         n += 1
     return n, None
+
+
+# Audit actions that mean "opened one patient's record" (patients.services
+# patient_record_view and friends). The unusual-access scan counts these.
+PATIENT_READ_ACTIONS = ("patient.view", "patient.reveal", "patient.access_log")
+UNUSUAL_ACCESS_ACTION = "alert.unusual_access"
+
+
+def export_record(*, user, what: str, reason: str, count: int, request=None) -> AuditEvent:
+    """Audit one export: what was exported, why (the user's own words, asked
+    for by accounts.exports) and how many rows. Call it from the view that
+    writes the file, in the same request."""
+    return audit_record(
+        actor=user,
+        action="data.export",
+        object_type=what[:64],
+        detail={"reason": reason, "count": int(count)},
+        request=request,
+    )
+
+
+def unusual_access_scan(*, day, threshold: int) -> list[int]:
+    """Flag every account that opened more than ``threshold`` distinct
+    patients on ``day`` (a local date). One audit row per account and day,
+    however often the scan runs. Returns the ids of newly flagged accounts."""
+    tz = timezone.get_current_timezone()
+    start = timezone.make_aware(datetime.combine(day, time.min), tz)
+    end = start + timedelta(days=1)
+    heavy = (
+        AuditEvent.objects.filter(
+            at__gte=start,
+            at__lt=end,
+            object_type="patient",
+            action__in=PATIENT_READ_ACTIONS,
+            actor__isnull=False,
+        )
+        .values("actor_id")
+        .annotate(patients=Count("object_id", distinct=True))
+        .filter(patients__gt=threshold)
+        .order_by("actor_id")
+    )
+    already = set(
+        AuditEvent.objects.filter(
+            action=UNUSUAL_ACCESS_ACTION, detail__day=day.isoformat()
+        ).values_list("object_id", flat=True)
+    )
+    flagged = []
+    for row in heavy:
+        if str(row["actor_id"]) in already:
+            continue
+        audit_record(
+            actor=None,
+            action=UNUSUAL_ACCESS_ACTION,
+            object_type="user",
+            object_id=row["actor_id"],
+            detail={"day": day.isoformat(), "patients": row["patients"], "threshold": threshold},
+        )
+        flagged.append(row["actor_id"])
+    return flagged

@@ -29,13 +29,33 @@ def _care_team_q(user) -> Q:
 def _extra_grants_q(user) -> Q | None:
     """Per-patient grants beyond regions: care team and break-the-glass.
 
-    Kept as a hook so security features add grants in one place.
+    Kept as a hook so security features add grants in one place. A
+    break-the-glass grant (accounts.services.breakglass_request) opens one
+    patient for reading while it lasts; writes still need the region grant.
     """
-    if fieldset_of(user) is None:
+    from django.db.models import Value
+
+    from accounts.selectors import break_glass_grants_q
+
+    fieldset = fieldset_of(user)
+    if fieldset is None:
         return None
-    if not CareTeamMember.objects.filter(user_id=user.pk).exists():
-        return None
-    return _care_team_q(user)
+    # One query answers both: "on any care team?" and the active grants.
+    care = (
+        CareTeamMember.objects.filter(user_id=user.pk)
+        .annotate(kind=Value("care"))
+        .values_list("patient_id", "kind")[:1]
+    )
+    rows = care
+    if fieldset == "health":
+        glass = break_glass_grants_q(user).annotate(kind=Value("glass"))
+        rows = glass.values_list("patient_id", "kind").union(care, all=True)
+    rows = list(rows)
+    q = _care_team_q(user) if any(kind == "care" for _pk, kind in rows) else None
+    glass_ids = [pk for pk, kind in rows if kind == "glass"]
+    if glass_ids:
+        q = Q(pk__in=glass_ids) if q is None else q | Q(pk__in=glass_ids)
+    return q
 
 
 def patient_list_visible_to(*, user) -> QuerySet[Patient]:

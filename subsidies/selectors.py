@@ -595,3 +595,41 @@ def batch_totals_by_status(*, user) -> dict[str, int]:
 
 def last_failed_incidents(patient: Patient):
     return patient.incidents.filter(guardian_failed_duties=True).order_by("-occurred_on")
+
+
+def reward_coverage_counts(*, region: Region, date: date) -> dict[str, int] | None:
+    """Eligible guardians and those with an active award in ``region`` on
+    ``date`` (the ``reward_coverage`` indicator, DOMAIN.md → Indicators).
+
+    None when no reward policy is in force for the region's county: the
+    indicator is then not available rather than 0 %. Eligibility is the
+    policy's own rule, judged on today's register (facts are not versioned).
+    """
+    from patients.models import REGISTERED_STATUSES
+
+    policy = reward_policy_in_force(county_code=county_of(region), on=date)
+    if policy is None:
+        return None
+    rule = policy.rule()
+    qualifying = Q(
+        Exists(
+            Incident.objects.filter(
+                patient=OuterRef("pk"), kind__in=list(rule.qualifying_incident_kinds)
+            )
+        )
+    )
+    if rule.min_risk_level is not None:
+        qualifying |= Q(risk_level__gte=rule.min_risk_level)
+    candidates = Patient.objects.filter(
+        region__path__startswith=region.path, status__in=REGISTERED_STATUSES
+    ).filter(qualifying)
+    if rule.require_police_registered:
+        candidates = candidates.filter(police_registered=True)
+    eligible = active = 0
+    for patient in with_reward_facts(candidates).annotate(
+        rf_active=Exists(Award.objects.filter(patient=OuterRef("pk"), status=AwardStatus.ACTIVE))
+    ):
+        if not rules.reward_ineligibility(reward_facts_for(patient), rule, today=date):
+            eligible += 1
+            active += bool(patient.rf_active)
+    return {"eligible": eligible, "active": active}

@@ -62,3 +62,36 @@ def county_tree(county_code: str = "990102", townships: int = 2, villages: int =
             region(f"{town.code}{v:03d}", f"村{t}-{v}", RegionLevel.VILLAGE, town, 50000)
         towns.append(town)
     return county, towns
+
+
+def otp_device(user):
+    """A confirmed TOTP device of ``user`` (created once)."""
+    from django_otp.plugins.otp_totp.models import TOTPDevice
+
+    device = TOTPDevice.objects.filter(user=user, confirmed=True).first()
+    if device is None:
+        device = TOTPDevice.objects.create(user=user, name="test", confirmed=True)
+    return device
+
+
+def otp_code(device) -> str:
+    """The device's current TOTP code (honours time-machine's clock)."""
+    from django_otp.oath import TOTP
+
+    totp = TOTP(device.bin_key, device.step, device.t0, device.digits, device.drift)
+    return f"{totp.token():0{device.digits}d}"
+
+
+def login(client, user):
+    """``client.force_login`` plus the second factor when the user needs one
+    (the 三员 roles always do): the session is as after a full sign-in."""
+    from django_otp import DEVICE_ID_SESSION_KEY
+
+    from accounts.mfa import mfa_required_for
+
+    client.force_login(user)
+    if mfa_required_for(user):
+        session = client.session
+        session[DEVICE_ID_SESSION_KEY] = otp_device(user).persistent_id
+        session.save()
+    return client

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from django.utils.translation import gettext_lazy as _
-
 from config.env import BASE_DIR, env, secret
 
 DEBUG = env.bool("DEBUG", default=False)
@@ -56,8 +54,10 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
-    "core.middleware.LoginRequiredMiddleware",
     "django_otp.middleware.OTPMiddleware",
+    "accounts.middleware.SessionSecurityMiddleware",
+    "core.middleware.AuditDenialMiddleware",
+    "core.middleware.LoginRequiredMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "csp.middleware.CSPMiddleware",
@@ -118,7 +118,12 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
     {"NAME": "accounts.passwords.CharacterClassValidator"},
+    {"NAME": "accounts.passwords.MaximumLengthValidator", "OPTIONS": {"max_length": 128}},
+    {"NAME": "accounts.passwords.PasswordHistoryValidator"},
 ]
+# Passwords change every 90 days and the last 5 may not come back (等保; G8).
+PASSWORD_MAX_AGE_DAYS = env.int("PASSWORD_MAX_AGE_DAYS", default=90)
+PASSWORD_HISTORY_COUNT = 5
 LOGIN_URL = "accounts:login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "accounts:login"
@@ -129,9 +134,12 @@ SESSION_COOKIE_AGE = 12 * 60 * 60  # absolute 12 h
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
 SESSION_IDLE_TIMEOUT = env.int("SESSION_IDLE_TIMEOUT", default=30 * 60)
+# The 三员 (admin-class) roles get the ASVS level-3 idle timeout (G11).
+SESSION_IDLE_TIMEOUT_ADMIN = env.int("SESSION_IDLE_TIMEOUT_ADMIN", default=15 * 60)
 
 LANGUAGE_CODE = "zh-hans"
-LANGUAGES = [("zh-hans", _("简体中文")), ("en", _("English"))]
+# Each language is named in itself in the switcher.
+LANGUAGES = [("zh-hans", "简体中文"), ("en", "English")]
 LOCALE_PATHS = [BASE_DIR / "locale"]
 TIME_ZONE = "Asia/Shanghai"
 USE_I18N = True
@@ -154,11 +162,18 @@ BLIND_INDEX_KEY = secret("BLIND_INDEX_KEY", None)
 # The domain's named thresholds (DOMAIN.md); settings, not code.
 HIGH_RISK_MIN_LEVEL = env.int("HIGH_RISK_MIN_LEVEL", default=3)
 MFA_REQUIRED = env.bool("MFA_REQUIRED", default=False)
+OTP_TOTP_ISSUER = "精防通"
+# An account that opens more distinct patients than this in a day is flagged
+# to the audit admin (audit.tasks.flag_unusual_access; G12).
+UNUSUAL_ACCESS_THRESHOLD = env.int("UNUSUAL_ACCESS_THRESHOLD", default=200)
+# Break-the-glass grants last this long (SECURITY.md G25; DHIS2: 3 hours).
+BREAK_GLASS_HOURS = 3
 
 # REST API
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "rest_framework.authentication.TokenAuthentication",
+        "accounts.authentication.ApiKeyAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
@@ -184,6 +199,12 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    "SCHEMA_PATH_PREFIX": r"/api/v1",  # tags by resource (patients, regions, …)
+    # Enums stay inline in each field: several apps reuse field names
+    # ("status", "kind") with different choices, and the enum-extraction hook
+    # would warn on every such pair. Every operation documents 400/401/403/404
+    # (core/api/schema.py).
+    "POSTPROCESSING_HOOKS": ["core.api.schema.add_error_responses"],
 }
 
 # Celery: a broker that needs no server by default (kombu's filesystem
@@ -226,7 +247,9 @@ AXES_LOCKOUT_PARAMETERS = ["username"]
 AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_TEMPLATE = "accounts/locked.html"
 AXES_USERNAME_FORM_FIELD = "username"
-AXES_SENSITIVE_PARAMETERS = ["password"]
+# What was typed as a username may be a mistyped password or an ID number:
+# keep it out of axes' log lines and stored POST data (SECURITY.md G15).
+AXES_SENSITIVE_PARAMETERS = ["password", "username"]
 # Lockout is per account (等保 CES1-02): township offices share one NAT
 # address, so locking an IP would lock a whole health centre out.
 SILENCED_SYSTEM_CHECKS = ["axes.W006"]
