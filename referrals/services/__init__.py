@@ -1,0 +1,1 @@
+"""Writes of the referrals app, one module per sub-domain (STYLE.md §2)."""

@@ -1,0 +1,1 @@
+"""Pages of the referrals app, one module per sub-domain (thin views)."""

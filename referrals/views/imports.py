@@ -1,0 +1,77 @@
+"""Roster import pages: upload, template, progress while a worker runs it."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.http import HttpResponse
+from django.shortcuts import redirect, render
+from django.utils.translation import gettext_lazy as _
+
+from core.errors import DomainError
+from core.models import TaskRun
+from referrals import forms, roster
+from referrals import selectors as sel
+from referrals.services import imports as svc
+from referrals.views.common import area_tabs, domain_error_to_form, paginate, require
+
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+
+
+def import_home(request):
+    user = request.user
+    require(sel.can_import_roster(user))
+    form = forms.UploadForm(request.POST or None, request.FILES or None)
+    if request.method == "POST" and form.is_valid():
+        upload = form.cleaned_data["file"]
+        try:
+            imp = svc.roster_import_start(
+                by=user, file_name=upload.name, data=upload.read(), request=request
+            )
+        except DomainError as err:
+            domain_error_to_form(form, err)
+        else:
+            messages.success(request, _("文件已上传，正在后台校验和导入。"))
+            return redirect("referrals:import-detail", imp.pk)
+    page, query = paginate(request, sel.roster_import_list_visible_to(user=user).defer("content"))
+    return render(
+        request,
+        "referrals/import_home.html",
+        {
+            "tabs": area_tabs(user, "import"),
+            "form": form,
+            "page": page,
+            "query": query,
+            "columns": roster.COLUMNS,
+        },
+    )
+
+
+def import_template(request):
+    require(sel.can_import_roster(request.user))
+    response = HttpResponse(roster.template_workbook(), content_type=XLSX)
+    response["Content-Disposition"] = 'attachment; filename="roster_template.xlsx"'
+    return response
+
+
+def import_detail(request, pk):
+    user = request.user
+    imp = sel.roster_import_get_for_user(user=user, pk=pk, request=request)
+    run = TaskRun.objects.filter(pk=imp.task_run_id).first() if imp.task_run_id else None
+    percent = 0
+    if run and run.total:
+        percent = min(100, round(run.progress * 100 / run.total))
+    context = {
+        "tabs": area_tabs(user, "import"),
+        "imp": imp,
+        "run": run,
+        "percent": percent,
+        "stage": (run.counts or {}).get("stage", "") if run else "",
+        "errors": imp.errors[:500],
+        "more_errors": max(0, len(imp.errors) - 500),
+    }
+    template = (
+        "referrals/partials/_import_progress.html"
+        if request.htmx
+        else "referrals/import_detail.html"
+    )
+    return render(request, template, context)
