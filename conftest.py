@@ -106,6 +106,13 @@ def browser_type_launch_args(browser_type_launch_args):
     }
 
 
+@pytest.fixture(scope="session")
+def browser_context_args(browser_context_args):
+    # Chinese is the interface language: browse as a county user would
+    # (Playwright's default Accept-Language is English, which now translates).
+    return {**browser_context_args, "locale": "zh-CN"}
+
+
 @pytest.fixture
 def redis_url():
     return _redis_url()

@@ -154,7 +154,9 @@ def staff_create(
         raise DomainError(ERR_USERNAME_TAKEN, field="username")
     _check_role_fits(role, organisation)
     _require_in_scope(by, organisation)
-    user = User(username=username, is_active=True)
+    # Django admin (technical settings, policies) is for the admin role only;
+    # it opens no patient data (DESIGN.md → admin).
+    user = User(username=username, is_active=True, is_staff=role == Role.ADMIN)
     if password is None:
         user.set_unusable_password()
     else:
@@ -200,6 +202,9 @@ def staff_change(*, user, organisation: Organisation, role: str, by):
     history_stamp(profile, user=by, reason="staff.changed")
     profile.save(update_fields=["organisation", "session_epoch"])
     _set_groups(user, organisation=organisation, role=role)
+    if user.is_staff != (role == Role.ADMIN):
+        user.is_staff = role == Role.ADMIN
+        user.save(update_fields=["is_staff"])
     audit_record(
         actor=by,
         action="admin.staff_change",

@@ -12,6 +12,8 @@ class TokenRequestSerializer(serializers.Serializer):
     password = serializers.CharField(
         max_length=128, trim_whitespace=False, write_only=True, style={"input_type": "password"}
     )
+    # The TOTP code, required for admin roles and for everyone when MFA_REQUIRED.
+    otp = serializers.CharField(max_length=10, required=False, allow_blank=True, write_only=True)
 
 
 class TokenSerializer(serializers.Serializer):

@@ -24,6 +24,7 @@ from accounts.api.serializers import (
     TokenRequestSerializer,
     TokenSerializer,
 )
+from accounts.mfa import verify_for_token
 from accounts.selectors import organisation_list, region_list
 from audit.services import audit_record
 from core.api.exceptions import Locked
@@ -33,6 +34,7 @@ from core.api.schema import error_response
 # the answer must not tell which (no user enumeration, SECURITY.md G9).
 ERR_CREDENTIALS = _("用户名或密码错误。")
 ERR_LOCKED = _("登录失败次数过多，该账号已被暂时锁定。如需提前解锁，请联系安全管理员。")
+ERR_OTP = _("需要有效的动态验证码（otp）：请先在网页上绑定身份验证器，再填写其当前显示的6位数字。")
 
 
 class AuthTokenView(APIView):
@@ -74,6 +76,15 @@ class AuthTokenView(APIView):
             raise locked
         if user is None:
             raise ValidationError({"non_field_errors": [ERR_CREDENTIALS]}, code="authorization")
+        if not verify_for_token(user, serializer.validated_data.get("otp")):
+            audit_record(
+                actor=user,
+                action="auth.token_otp_failed",
+                object_type="user",
+                object_id=user.pk,
+                request=request,
+            )
+            raise ValidationError({"otp": [ERR_OTP]}, code="authorization")
         token, _created = Token.objects.get_or_create(user=user)
         # A token is a sign-in, but not a session: clear the failure count
         # and set last_login here rather than sending ``user_logged_in``,

@@ -300,3 +300,37 @@ def test_an_account_without_role_still_reads_regions(world):
     user = get_user_model().objects.create_user("norole", password=af.PASSWORD)
 
     assert _token_client(user).get(REGIONS_URL).status_code == 200
+
+
+@pytest.mark.django_db
+def test_token_for_an_admin_role_needs_the_second_factor(world, settings):
+    from accounts.tests.factories import PASSWORD, otp_code, otp_device
+    from audit.models import AuditEvent
+
+    client = APIClient()
+    url = "/api/v1/auth/token/"
+    admin = world.users.admin
+    refused = client.post(url, {"username": admin.username, "password": PASSWORD}, format="json")
+    assert refused.status_code == 400
+    assert "otp" in refused.json()
+    assert AuditEvent.objects.filter(action="auth.token_otp_failed", actor=admin).exists()
+    device = otp_device(admin)
+    ok = client.post(
+        url,
+        {"username": admin.username, "password": PASSWORD, "otp": otp_code(device)},
+        format="json",
+    )
+    assert ok.status_code == 200 and ok.json()["token"]
+
+
+@pytest.mark.django_db
+def test_token_needs_the_second_factor_for_everyone_when_mfa_is_required(world, settings):
+    from accounts.tests.factories import PASSWORD
+
+    settings.MFA_REQUIRED = True
+    response = APIClient().post(
+        "/api/v1/auth/token/",
+        {"username": world.users.doctor_a.username, "password": PASSWORD},
+        format="json",
+    )
+    assert response.status_code == 400 and "otp" in response.json()
