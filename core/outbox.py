@@ -2,8 +2,13 @@
 
 ``outbox_put`` is called inside the business transaction; the message is
 handed to Celery on commit. If the broker is down the row simply stays
-pending, and ``core.tasks.outbox_sweep`` (beat, every minute) hands it over
-again. Handlers must be idempotent: a message may be delivered twice.
+pending, and ``core.tasks.outbox_sweep`` (beat, every minute) runs it
+later. Handlers must be idempotent: a message may be delivered twice, so
+each side effect is guarded by a unique constraint.
+
+A handler returns ``False`` when it finished only part of its work (what
+it did is kept, the message stays pending and is retried); an exception
+rolls back everything the handler did.
 """
 
 from __future__ import annotations
@@ -20,7 +25,16 @@ from core.models import OutboxMessage
 log = logging.getLogger(__name__)
 
 # topic → handler(payload) ; registered by apps at import time
-HANDLERS: dict[str, Callable[[dict], None]] = {}
+HANDLERS: dict[str, Callable[[dict], bool | None]] = {}
+
+# After this many failed attempts a message waits for an operator
+# (``last_error`` says why) instead of being retried every minute.
+MAX_ATTEMPTS = 20
+SWEEP_AFTER = timedelta(seconds=30)
+
+
+class DeliveryFailed(Exception):
+    """A handler failed or finished only part of its work; retry later."""
 
 
 def handler(topic: str):
@@ -32,7 +46,10 @@ def handler(topic: str):
 
 
 def outbox_put(*, topic: str, payload: dict) -> OutboxMessage:
-    """Store a message in the caller's transaction; dispatch after commit."""
+    """Store a message in the caller's transaction; dispatch after commit.
+
+    ``payload`` carries ids only, never personal data (it travels through
+    the broker)."""
     msg = OutboxMessage.objects.create(topic=topic, payload=payload)
     transaction.on_commit(lambda: dispatch(msg.pk))
     return msg
@@ -44,19 +61,24 @@ def dispatch(message_id: int) -> None:
 
     try:
         outbox_deliver.delay(message_id)
-        OutboxMessage.objects.filter(pk=message_id, dispatched_at__isnull=True).update(
-            dispatched_at=timezone.now()
-        )
     except Exception as exc:  # noqa: BLE001 - broker down: the sweeper retries
         log.warning("outbox: dispatch of message %s deferred (%s)", message_id, type(exc).__name__)
+        return
+    OutboxMessage.objects.filter(pk=message_id, dispatched_at__isnull=True).update(
+        dispatched_at=timezone.now()
+    )
 
 
 def deliver(message_id: int) -> bool:
-    """Run the handler of one message once; True when it is done.
+    """Run the handler of one message; True when it is done now, False when
+    it was done already or another worker holds it.
 
-    The row is locked (skip_locked) so two workers never run the same message
-    at once; the handler's own unique constraints make a re-run harmless.
+    The row is locked (skip_locked) so two workers never run the same
+    message at once; the handler's own unique constraints make a re-run
+    harmless. Raises DeliveryFailed (after recording the attempt) when the
+    handler failed or left work for later.
     """
+    failure: str | None = None
     with transaction.atomic():
         msg = (
             OutboxMessage.objects.select_for_update(skip_locked=True)
@@ -68,16 +90,24 @@ def deliver(message_id: int) -> bool:
         msg.attempts += 1
         try:
             with transaction.atomic():
-                HANDLERS[msg.topic](msg.payload)
-        except Exception as exc:
-            msg.last_error = type(exc).__name__[:200]
-            msg.save(update_fields=["attempts", "last_error"])
-            raise
-        msg.done_at = timezone.now()
-        msg.save(update_fields=["attempts", "done_at"])
-        return True
+                complete = HANDLERS[msg.topic](msg.payload) is not False
+        except Exception as exc:  # noqa: BLE001 - recorded on the row, retried
+            log.warning("outbox: message %s failed (%s)", msg.pk, type(exc).__name__)
+            complete, failure = False, type(exc).__name__
+        if complete:
+            msg.done_at = timezone.now()
+            msg.last_error = ""
+            msg.save(update_fields=["attempts", "done_at", "last_error"])
+            return True
+        failure = failure or "incomplete"
+        msg.last_error = failure[:200]
+        msg.save(update_fields=["attempts", "last_error"])
+    raise DeliveryFailed(f"outbox message {message_id}: {failure}")
 
 
-def pending(older_than: timedelta = timedelta(seconds=30)):
+def pending(older_than: timedelta = SWEEP_AFTER):
+    """Messages the broker may have lost: not done, not given up on."""
     cutoff = timezone.now() - older_than
-    return OutboxMessage.objects.filter(done_at__isnull=True, created_at__lt=cutoff)
+    return OutboxMessage.objects.filter(
+        done_at__isnull=True, created_at__lt=cutoff, attempts__lt=MAX_ATTEMPTS
+    )

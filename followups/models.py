@@ -116,7 +116,11 @@ class FollowUp(models.Model):
     """
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    patient = models.ForeignKey(Patient, on_delete=models.PROTECT, related_name="followups")
+    # indexed by followup_patient_date (patient, -visit_date), which serves
+    # every lookup by patient: a separate FK index would only slow writes
+    patient = models.ForeignKey(
+        Patient, on_delete=models.PROTECT, related_name="followups", db_index=False
+    )
     visit_date = models.DateField(_("随访日期"))
     mode = models.CharField(_("随访形式"), max_length=8, choices=Mode.choices)
     outcome = models.CharField(
@@ -197,9 +201,11 @@ class FollowUp(models.Model):
         null=True,
         on_delete=models.SET_NULL,
         related_name="+",
+        db_index=False,  # never searched by; accounts are deactivated, not deleted
     )
-    # client-generated key: a retried POST does not create a second row (R7)
-    idempotency_key = models.UUIDField(null=True, blank=True, unique=True)
+    # client-generated key: a retried POST does not create a second row (R7);
+    # unique where set (partial index: rows without a key cost nothing)
+    idempotency_key = models.UUIDField(null=True, blank=True)
     version = models.PositiveIntegerField(default=1)
     created_at = models.DateTimeField(auto_now_add=True)
     history = HistoricalRecords()
@@ -216,6 +222,11 @@ class FollowUp(models.Model):
             models.CheckConstraint(
                 condition=models.Q(risk_level__isnull=True) | models.Q(risk_level__lte=5),
                 name="followup_risk_level_0_5",
+            ),
+            models.UniqueConstraint(
+                fields=["idempotency_key"],
+                condition=models.Q(idempotency_key__isnull=False),
+                name="followup_idempotency_key_once",
             ),
         ]
 
@@ -246,7 +257,10 @@ class Alert(models.Model):
     Handling is per recipient organisation (AlertRecipient)."""
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    patient = models.ForeignKey(Patient, on_delete=models.PROTECT, related_name="alerts")
+    # (patient, kind, episode) is unique: that index serves lookups by patient
+    patient = models.ForeignKey(
+        Patient, on_delete=models.PROTECT, related_name="alerts", db_index=False
+    )
     kind = models.CharField(_("类型"), max_length=10, choices=AlertKind.choices)
     episode = models.CharField(max_length=80)
     risk_level = models.PositiveSmallIntegerField(_("危险性等级"), null=True, blank=True)
@@ -284,9 +298,13 @@ class AlertRecipient(models.Model):
     """One organisation's copy of an alert, with its own lifecycle
     open → acknowledged → resolved (who, when, note)."""
 
-    alert = models.ForeignKey(Alert, on_delete=models.CASCADE, related_name="recipients")
+    # (alert, organisation) is unique and (organisation, status) indexed:
+    # those two indexes serve every lookup, plain FK indexes would not
+    alert = models.ForeignKey(
+        Alert, on_delete=models.CASCADE, related_name="recipients", db_index=False
+    )
     organisation = models.ForeignKey(
-        Organisation, on_delete=models.PROTECT, related_name="alert_inbox"
+        Organisation, on_delete=models.PROTECT, related_name="alert_inbox", db_index=False
     )
     escalated = models.BooleanField(_("升级"), default=False)
     status = models.CharField(
@@ -295,11 +313,21 @@ class AlertRecipient(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     acknowledged_at = models.DateTimeField(_("签收时间"), null=True, blank=True)
     acknowledged_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        db_index=False,
     )
     resolved_at = models.DateTimeField(_("办结时间"), null=True, blank=True)
     resolved_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        db_index=False,
     )
     note = models.TextField(_("处理情况"), blank=True)
     history = HistoricalRecords()

@@ -1,5 +1,7 @@
 """Tests: only speed-ups. The database comes from DATABASE_URL like everywhere."""
 
+import os
+
 from .base import *  # noqa: F403
 from .base import STORAGES
 
@@ -7,6 +9,19 @@ CELERY_TASK_ALWAYS_EAGER = True
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_BROKER_URL = "memory://"
 CELERY_BROKER_TRANSPORT_OPTIONS = {}
+# A real worker started by a test (tests/test_celery_worker.py) runs these
+# settings against the test database with CELERY_TEST_WORKER=1: a real
+# broker (CELERY_BROKER_URL) and a short visibility timeout, so redelivery
+# after a killed worker happens within the test.
+if os.environ.get("CELERY_TEST_WORKER") == "1":
+    CELERY_TASK_ALWAYS_EAGER = False
+    CELERY_BROKER_URL = os.environ["CELERY_BROKER_URL"]
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "visibility_timeout": int(os.environ.get("CELERY_VISIBILITY_TIMEOUT", "3600")),
+        # look for abandoned messages every second (kombu's Redis transport)
+        "unacked_restore_interval": 1,
+        "unacked_restore_throttle": 1,
+    }
 STORAGES = {
     **STORAGES,
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
@@ -15,13 +30,14 @@ PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 FIELD_ENCRYPTION_KEYS = ["t1:dGVzdC1rZXktdGVzdC1rZXktdGVzdC1rZXktMzJieXQ="]
 BLIND_INDEX_KEY = "test-blind-index-key"
 NOTIFICATION_BACKEND = "core.notify.MemoryBackend"
+if os.environ.get("CELERY_TEST_WORKER") == "1":
+    # fault tests (tests/reliability) record sends where the test can count them
+    NOTIFICATION_BACKEND = os.environ.get("TEST_NOTIFICATION_BACKEND", NOTIFICATION_BACKEND)
 
 # Which database the suite runs on (README → Tests): DATABASE_URL when set;
 # otherwise a PostgreSQL answering on loopback; otherwise SQLite, with the
 # PostgreSQL-only tests skipped loudly (tests/conftest.py). CI sets
 # REQUIRE_POSTGRES=1 so a missing server fails instead of skipping.
-import os  # noqa: E402
-
 from config.env import env  # noqa: E402
 
 
