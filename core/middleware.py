@@ -1,7 +1,11 @@
 from __future__ import annotations
 
+import logging
+
 from django.contrib.auth.middleware import LoginRequiredMiddleware as _LoginRequired
 from django.http import HttpResponse
+
+logger = logging.getLogger(__name__)
 
 
 class ApiNoStoreMiddleware:
@@ -65,4 +69,35 @@ class LoginRequiredMiddleware(_LoginRequired):
             redirect = HttpResponse(status=204)
             redirect["HX-Redirect"] = response["Location"]
             return redirect
+        return response
+
+
+class DatabaseUnavailableMiddleware:
+    """The database is down: answer 503 at once with a generic body instead
+    of a 500 (SECURITY.md R9). CONN_HEALTH_CHECKS reconnects by itself when
+    it is back; nothing here retries or hangs."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        return self.get_response(request)
+
+    def process_exception(self, request, exception):
+        from django.db import InterfaceError, OperationalError
+
+        if not isinstance(exception, OperationalError | InterfaceError):
+            return None
+        logger.warning("database unavailable: %s", type(exception).__name__)
+        if request.path_info.startswith("/api/"):
+            from django.http import JsonResponse
+
+            response = JsonResponse({"detail": "Service temporarily unavailable."}, status=503)
+        else:
+            response = HttpResponse(
+                "服务暂时不可用，请稍后再试。Service temporarily unavailable.",
+                status=503,
+                content_type="text/plain; charset=utf-8",
+            )
+        response["Retry-After"] = "30"
         return response
