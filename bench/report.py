@@ -45,7 +45,7 @@ def section(run: dict) -> str:
     scope = run.get("scope", {})
     lines = [
         f"<!-- bench:{key} -->",
-        f"## {run['patients']:,} patients, {run['townships']} townships",
+        f"### {run['patients']:,} patients, {run['townships']} townships",
         "",
         f"- **Date**: {run['date']}; **commit**: `{run.get('commit', '?')}`",
         f"- **Machine**: {m.get('cpu', '?')}, {m.get('cores', '?')} cores, "

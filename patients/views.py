@@ -197,6 +197,9 @@ REASON_LABELS = {
     "patient.registered": _("登记"),
     "patient.updated": _("修改"),
     "seed_demo": _("演示数据"),
+    "followup.recorded": _("随访"),
+    "followup.corrected": _("更正随访"),
+    "followup.due_capped": _("调整下次随访日期"),
 }
 HISTORY_TYPE_LABELS = {"+": _("新建"), "~": _("修改"), "-": _("删除")}
 
@@ -205,6 +208,8 @@ TABS = (
     ("supplement", _("个人信息补充表")),
     ("guardians", _("监护人")),
     ("care-team", _("关爱帮扶小组")),
+    ("followups", _("随访记录")),
+    ("alerts", _("预警与肇事肇祸")),
     ("history", _("修改记录")),
 )
 
@@ -401,6 +406,10 @@ def _tabs_for(fieldset: str | None) -> list[tuple[str, object]]:
         shown.add("guardians")
     if sees(fieldset, "care_team"):
         shown.add("care-team")
+    if fieldset == "health":
+        shown.add("followups")
+    if fieldset in ("health", "police", "governance"):
+        shown.add("alerts")
     return [(key, label) for key, label in TABS if key in shown]
 
 
@@ -548,6 +557,14 @@ def _detail_context(request, patient: Patient, tab: str, **extra) -> dict:
     elif tab == "care-team":
         context["members"] = list(patient.care_team.select_related("user"))
         context["member_form"] = extra.pop("member_form", None) or pforms.CareTeamMemberForm()
+    elif tab == "followups":
+        from followups.views import followup_panel
+
+        context.update(followup_panel(user=user, patient=patient))
+    elif tab == "alerts":
+        from followups.views import alert_panel
+
+        context.update(alert_panel(user=user, patient=patient))
     elif tab == "history":
         context["history"] = _history_rows(patient, fieldset)
     context.update(extra)

@@ -341,11 +341,31 @@ def test_tabs_follow_the_field_set(client, world, patients):
         "supplement",
         "guardians",
         "care-team",
+        "followups",
+        "alerts",
         "history",
     ]
-    assert tabs(world.users.police_a) == ["identity", "guardians", "history"]
-    assert tabs(world.users.governance) == ["identity", "guardians", "care-team", "history"]
+    assert tabs(world.users.police_a) == ["identity", "guardians", "alerts", "history"]
+    assert tabs(world.users.governance) == [
+        "identity",
+        "guardians",
+        "care-team",
+        "alerts",
+        "history",
+    ]
     assert tabs(world.users.civil) == ["identity", "guardians", "history"]
+
+
+def test_followups_tab_links_to_the_visit_form_and_alerts_tab_hides_diagnosis(
+    client, world, patients
+):
+    client.force_login(world.users.doctor_a)
+    page = html(client.get(detail_url(patients.pA1, "followups")))
+    assert reverse("followups:create", args=[patients.pA1.pk]) in page
+    client.force_login(world.users.police_a)
+    response = client.get(detail_url(patients.pA1, "alerts"))
+    assert response.status_code == 200
+    assert "精神分裂症" not in html(response)
 
 
 def test_detail_shows_guardians_and_history_with_who_and_why(client, world, patients):
