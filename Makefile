@@ -5,7 +5,8 @@ VENV := .venv
 PY := $(VENV)/bin/python
 HOST ?= 127.0.0.1
 PORT ?= 8000
-PYTEST_ARGS ?=
+# two processes: the suite is verified this way (pytest-xdist); PYTEST_ARGS= for serial
+PYTEST_ARGS ?= -n 2
 
 .PHONY: install run test lint bench messages clean-demo
 
