@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import time as _time
+import uuid
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
@@ -740,7 +741,12 @@ def _t(value) -> str:
 
 
 def _copy_lines(table: str, columns: list[str], lines, chunk: int = 5000) -> None:
-    """COPY text lines into ``table`` through psycopg, in chunks."""
+    """COPY text lines into ``table`` through psycopg, in chunks (PostgreSQL);
+    on SQLite (the single-machine default of ``make run``) the same lines are
+    parsed back and inserted with executemany."""
+    if connection.vendor != "postgresql":
+        _insert_lines_sqlite(table, columns, lines, chunk)
+        return
     with connection.cursor() as cur:
         raw = cur.cursor  # psycopg's own cursor: COPY
         with raw.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
@@ -817,34 +823,11 @@ def seed(ctx) -> None:
             "SELECT id, %s, created_at FROM followups_alertrecipient",
             [channel],
         )
-        cur.execute(
-            "CREATE TEMP TABLE seed_latest (id uuid PRIMARY KEY, risk_level smallint, "
-            "classification varchar(20), last_followup_date date, next_followup_due date, "
-            "in_hospital boolean, status_changed_at timestamptz) ON COMMIT DROP"
-        )
-    _copy_lines(
-        "seed_latest",
-        [
-            "id",
-            "risk_level",
-            "classification",
-            "last_followup_date",
-            "next_followup_due",
-            "in_hospital",
-            "status_changed_at",
-        ],
-        _rows_as_lines(out.patients),
-    )
+    if connection.vendor != "postgresql":
+        _set_latest_sqlite(out.patients)
+    else:
+        _set_latest_postgres(out.patients)
     with connection.cursor() as cur:
-        # the patients' latest state (their seeded "+" history rows keep the
-        # registration: rewriting 50,000 history rows would double the cost)
-        cur.execute(
-            "UPDATE patients_patient p SET risk_level = s.risk_level, "
-            "classification = s.classification, last_followup_date = s.last_followup_date, "
-            "next_followup_due = s.next_followup_due, in_hospital = s.in_hospital, "
-            "status_changed_at = COALESCE(s.status_changed_at, p.status_changed_at) "
-            "FROM seed_latest s WHERE p.id = s.id"
-        )
         # fresh statistics for the stages and pages that read these tables next
         # (autovacuum cannot see rows before the seed commits)
         for table in (
@@ -860,3 +843,104 @@ def seed(ctx) -> None:
         f"{len(out.alerts)} alerts, {len(out.recipients)} alert recipients "
         f"(simulated in {simulated - started:.1f}s, written in {_time.monotonic() - simulated:.1f}s)"
     )
+
+
+def _sqlite_converters(table: str, columns: list[str]):
+    from django.apps import apps
+    from django.utils.dateparse import parse_datetime
+
+    model = next(m for m in apps.get_models() if m._meta.db_table == table)
+    by_column = {f.column: f for f in model._meta.concrete_fields}
+    out = []
+    for column in columns:
+        field = by_column[column]
+        kind = field.get_internal_type()
+        if kind in ("BooleanField", "NullBooleanField"):
+            out.append(lambda v: v == "t")
+        elif kind == "UUIDField" or (
+            field.is_relation and field.target_field.get_internal_type() == "UUIDField"
+        ):
+            out.append(lambda v: uuid.UUID(v).hex)
+        elif kind == "DateTimeField":
+            out.append(lambda v, f=field: f.get_db_prep_value(parse_datetime(v), connection))
+        else:
+            out.append(lambda v: v)
+    return out
+
+
+def _insert_lines_sqlite(table: str, columns: list[str], lines, chunk: int) -> None:
+    converters = _sqlite_converters(table, columns)
+    marks = ", ".join(["%s"] * len(columns))
+    sql = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})"  # noqa: S608
+    batch = []
+    with connection.cursor() as cur:
+        for line in lines:
+            values = line.split("\t")
+            batch.append(
+                [
+                    None if v == "\\N" else conv(v)
+                    for conv, v in zip(converters, values, strict=True)
+                ]
+            )
+            if len(batch) >= chunk:
+                cur.executemany(sql, batch)
+                batch = []
+        if batch:
+            cur.executemany(sql, batch)
+
+
+LATEST_COLUMNS = [
+    "id",
+    "risk_level",
+    "classification",
+    "last_followup_date",
+    "next_followup_due",
+    "in_hospital",
+    "status_changed_at",
+]
+
+
+def _set_latest_postgres(rows) -> None:
+    with connection.cursor() as cur:
+        cur.execute(
+            "CREATE TEMP TABLE seed_latest (id uuid PRIMARY KEY, risk_level smallint, "
+            "classification varchar(20), last_followup_date date, next_followup_due date, "
+            "in_hospital boolean, status_changed_at timestamptz) ON COMMIT DROP"
+        )
+    _copy_lines("seed_latest", LATEST_COLUMNS, _rows_as_lines(rows))
+    with connection.cursor() as cur:
+        # the patients' latest state (their seeded "+" history rows keep the
+        # registration: rewriting 50,000 history rows would double the cost)
+        cur.execute(
+            "UPDATE patients_patient p SET risk_level = s.risk_level, "
+            "classification = s.classification, last_followup_date = s.last_followup_date, "
+            "next_followup_due = s.next_followup_due, in_hospital = s.in_hospital, "
+            "status_changed_at = COALESCE(s.status_changed_at, p.status_changed_at) "
+            "FROM seed_latest s WHERE p.id = s.id"
+        )
+
+
+def _set_latest_sqlite(rows) -> None:
+    from patients.models import Patient
+
+    changed_at = Patient._meta.get_field("status_changed_at")
+    params = []
+    for pid, risk, classification, last, due, in_hospital, status_at in rows:
+        params.append(
+            [
+                risk,
+                classification,
+                last,
+                due,
+                bool(in_hospital),
+                changed_at.get_db_prep_value(status_at, connection) if status_at else None,
+                uuid.UUID(str(pid)).hex,
+            ]
+        )
+    with connection.cursor() as cur:
+        cur.executemany(
+            "UPDATE patients_patient SET risk_level = %s, classification = %s, "
+            "last_followup_date = %s, next_followup_due = %s, in_hospital = %s, "
+            "status_changed_at = COALESCE(%s, status_changed_at) WHERE id = %s",
+            params,
+        )

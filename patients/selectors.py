@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import uuid
 
+from django.db import connection
 from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.http import Http404
 from django.utils import timezone
@@ -46,11 +47,17 @@ def _extra_grants_q(user) -> Q | None:
         .annotate(kind=Value("care"))
         .values_list("patient_id", "kind")[:1]
     )
-    rows = care
-    if fieldset == "health":
+    if fieldset != "health":
+        rows = list(care)
+    else:
         glass = break_glass_grants_q(user).annotate(kind=Value("glass"))
-        rows = glass.values_list("patient_id", "kind").union(care, all=True)
-    rows = list(rows)
+        glass_rows = glass.values_list("patient_id", "kind")
+        if connection.vendor == "postgresql":
+            rows = list(glass_rows.union(care, all=True))
+        else:
+            # SQLite (the single-machine default) refuses LIMIT/ORDER BY inside
+            # a compound select: ask twice there.
+            rows = list(care) + list(glass_rows.order_by())
     q = _care_team_q(user) if any(kind == "care" for _pk, kind in rows) else None
     glass_ids = [pk for pk, kind in rows if kind == "glass"]
     if glass_ids:
