@@ -17,7 +17,10 @@ MAX_TIME=${FUZZ_MAX_TIME:-45}
 PATIENTS=${FUZZ_PATIENTS:-200}
 PASSWORD=${DEMO_PASSWORD:-Demo-Pass-2026!}
 OUT=var/fuzz
-ROLES=(admin doctor1 hospital1 police1 governance1 civil1 dpf1 official1)
+# every role of SECURITY.md's matrix: the demo accounts plus the security and
+# audit administrators, who exist only once an admin creates them
+ROLES=(admin secadmin auditadmin doctor1 hospital1 prevention1 police1 governance1 civil1 dpf1
+  finance1 official1)
 
 : "${DATABASE_URL:?DATABASE_URL must point at PostgreSQL}"
 FUZZ_URL=$($VENV/python - <<'PY'
@@ -44,6 +47,24 @@ rm -rf "$OUT" && mkdir -p "$OUT"
 echo "fuzz: migrating and seeding $PATIENTS patients"
 $VENV/python manage.py migrate --no-input -v 0
 $VENV/python manage.py seed_demo --patients "$PATIENTS" --townships 2 --password "$PASSWORD" >"$OUT/seed.log"
+# The 三员 accounts always need a second factor, also for a token: create the
+# other two through the admin's own service and enrol a TOTP device for each
+# (what each would do on first sign-in); otp_code below reads the device.
+PASSWORD="$PASSWORD" $VENV/python manage.py shell -v 0 -c '
+import os
+from django.contrib.auth import get_user_model
+from django_otp.plugins.otp_totp.models import TOTPDevice
+from accounts.roles import Role
+from accounts.services import staff_create
+User = get_user_model()
+admin = User.objects.get(username="admin")
+org = admin.staff.organisation
+for username, role in (("secadmin", Role.SECURITY_ADMIN), ("auditadmin", Role.AUDIT_ADMIN)):
+    staff_create(username=username, password=os.environ["PASSWORD"], organisation=org,
+                 role=role, by=admin)
+for username in ("admin", "secadmin", "auditadmin"):
+    TOTPDevice.objects.create(user=User.objects.get(username=username), name="fuzz", confirmed=True)
+'
 
 PORT=$($VENV/python -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 BASE=http://127.0.0.1:$PORT
@@ -53,9 +74,19 @@ WEB=$!
 trap 'kill "$WEB" 2>/dev/null || true; wait "$WEB" 2>/dev/null || true' EXIT
 for _ in $(seq 1 120); do curl -fsS "$BASE/healthz" >/dev/null 2>&1 && break; sleep 0.5; done
 
+otp_code() {  # the current code of the user's TOTP device, or nothing
+  FUZZ_USER="$1" $VENV/python manage.py shell -v 0 -c '
+import os
+from django_otp.oath import TOTP
+from django_otp.plugins.otp_totp.models import TOTPDevice
+d = TOTPDevice.objects.filter(user__username=os.environ["FUZZ_USER"], confirmed=True).first()
+if d: print(f"{TOTP(d.bin_key, d.step, d.t0, d.digits, d.drift).token():0{d.digits}d}")
+'
+}
 token() {
   curl -fsS -H 'Content-Type: application/json' \
-    -d "{\"username\": \"$1\", \"password\": \"$PASSWORD\"}" "$BASE/api/v1/auth/token/" |
+    -d "{\"username\": \"$1\", \"password\": \"$PASSWORD\", \"otp\": \"$(otp_code "$1")\"}" \
+    "$BASE/api/v1/auth/token/" |
     $VENV/python -c 'import json, sys; print(json.load(sys.stdin)["token"])'
 }
 curl -fsS -H "Authorization: Token $(token doctor1)" "$BASE/api/schema/?format=json" >"$OUT/schema.json"
@@ -64,11 +95,15 @@ curl -fsS -H "Authorization: Token $(token doctor1)" "$BASE/api/schema/?format=j
 # ("AST constructor recursion depth mismatch"), a tool error, not a finding
 COMMON=(--url "$BASE" -n "$MAX_EXAMPLES" --max-time "$MAX_TIME" --workers 1 --seed 1
   --generation-allow-x00 false --request-timeout 30 --continue-on-failure --no-color)
+# every token before any fuzzing, so that one role's requests cannot spoil
+# another's sign-in (a fuzzed password change or lockout)
+declare -A TOKENS
+for role in "${ROLES[@]}"; do TOKENS[$role]=$(token "$role"); done
 status=0
 for role in "${ROLES[@]}" anonymous; do
   args=(--checks not_a_server_error)
   if [[ $role != anonymous ]]; then
-    args=(--checks not_a_server_error,ignored_auth -H "Authorization: Token $(token "$role")")
+    args=(--checks not_a_server_error,ignored_auth -H "Authorization: Token ${TOKENS[$role]}")
   fi
   echo "fuzz: $role"
   if ! $VENV/schemathesis run "$OUT/schema.json" "${COMMON[@]}" "${args[@]}" \
