@@ -1,11 +1,47 @@
 from __future__ import annotations
 
+import ipaddress
 import logging
 
 from django.contrib.auth.middleware import LoginRequiredMiddleware as _LoginRequired
 from django.http import HttpResponse
 
 logger = logging.getLogger(__name__)
+
+
+def _is_loopback(address: str | None) -> bool:
+    try:
+        ip = ipaddress.ip_address((address or "").split("%", 1)[0])
+    except ValueError:
+        return False
+    mapped = getattr(ip, "ipv4_mapped", None)
+    return ip.is_loopback or bool(mapped and mapped.is_loopback)
+
+
+class LoopbackHealthCheckMiddleware:
+    """Answer ``/healthz`` asked from the machine itself, whatever its Host.
+
+    The container health check (docker-compose.yml) asks
+    ``http://127.0.0.1:8000/healthz`` from inside the web container; under
+    production settings that Host is not in ALLOWED_HOSTS, so CommonMiddleware
+    would answer 400. This middleware sits after SecurityMiddleware (which
+    exempts ``/healthz`` from the HTTPS redirect, SECURE_REDIRECT_EXEMPT) and
+    before anything that validates the host. Only a loopback peer is served
+    here; everyone else, including the TLS proxy, goes through the usual
+    host check. The answer carries no URL built from the Host header.
+    """
+
+    path = "/healthz"
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        if request.path_info == self.path and _is_loopback(request.META.get("REMOTE_ADDR")):
+            from core.views import healthz
+
+            return healthz(request)
+        return self.get_response(request)
 
 
 class ApiNoStoreMiddleware:

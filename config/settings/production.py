@@ -19,8 +19,13 @@ if not FIELD_ENCRYPTION_KEYS or not BLIND_INDEX_KEY:
     raise ImproperlyConfigured("FIELD_ENCRYPTION_KEYS and BLIND_INDEX_KEY must be set.")
 
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS")
+# TLS ends at the reverse proxy (docker-compose.yml → proxy, deploy/nginx/):
+# it sets X-Forwarded-Proto itself, overwriting whatever a client sent, and
+# the app's port is not published, so the header can be trusted.
 SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=True)
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# The container health check speaks plain HTTP on loopback (no redirect).
+SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
 SECURE_HSTS_SECONDS = 31_536_000
 SECURE_HSTS_INCLUDE_SUBDOMAINS = True
 SECURE_HSTS_PRELOAD = True
