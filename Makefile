@@ -18,7 +18,7 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt constraints.txt
 install: $(VENV)/.installed
 
 run: install
-	@mkdir -p var/broker/out var/broker/processed var/media
+	@mkdir -p var/broker/out var/broker/processed var/broker/control var/media
 	$(PY) manage.py migrate --no-input
 	$(PY) manage.py collectstatic --no-input --verbosity 0
 	$(PY) manage.py seed_demo

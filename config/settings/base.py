@@ -220,6 +220,8 @@ if CELERY_BROKER_URL == "filesystem://":
         "data_folder_in": str(_q / "out"),
         "data_folder_out": str(_q / "out"),
         "processed_folder": str(_q / "processed"),
+        # exchange tables: kombu's default is ./control, beside manage.py
+        "control_folder": str(_q / "control"),
         "store_processed": False,
     }
 else:
