@@ -1,6 +1,16 @@
-"""Django's admin site (superusers only) keeps the one-role rule (G4): the
-user form refuses a second role or scope group before saving, instead of the
-group guard in accounts.signals raising mid-save."""
+"""Django admin: technical settings, and the administrative tree and
+organisations of the county (README → Setting up a real county).
+
+- The user form keeps the one-role rule (G4): a second role or scope group
+  is refused before saving, instead of the group guard in accounts.signals
+  raising mid-save. Staff accounts themselves are managed on the app's
+  account pages (accounts.views), which go through accounts.services.
+- Regions and organisations are open to the system admin role (and to
+  superusers), limited to the admin's own region and below; codes are
+  checked by ``Region.clean()`` (accounts.rules). A region's code, level and
+  parent are fixed once created (its path and its children's depend on
+  them); nothing is deleted here: an organisation is deactivated.
+"""
 
 from __future__ import annotations
 
@@ -8,10 +18,15 @@ from django import forms
 from django.contrib import admin
 from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import UserAdmin
+from simple_history.admin import SimpleHistoryAdmin
 
-from accounts.roles import ROLE_INFO
+from accounts import selectors
+from accounts.models import Organisation, Region, RegionLevel, StaffProfile
+from accounts.roles import ROLE_INFO, Role, role_of
 from accounts.services import ERR_ONE_ROLE
 from accounts.signals import SCOPE_GROUP_PREFIX
+from audit.services import audit_record
+from core.history import history_stamp
 
 User = get_user_model()
 
@@ -34,3 +49,123 @@ class OneRoleUserAdmin(UserAdmin):
 if admin.site.is_registered(User):
     admin.site.unregister(User)
 admin.site.register(User, OneRoleUserAdmin)
+
+
+def _administers(request) -> bool:
+    user = request.user
+    return user.is_active and (user.is_superuser or role_of(user) == Role.ADMIN)
+
+
+class SystemAdminMixin:
+    """Open to the system admin role without model permissions: the role,
+    not a per-user grant, decides (accounts.roles)."""
+
+    def has_module_permission(self, request):
+        return _administers(request)
+
+    def has_view_permission(self, request, obj=None):
+        return _administers(request)
+
+    def has_add_permission(self, request):
+        return _administers(request)
+
+    def has_change_permission(self, request, obj=None):
+        return _administers(request)
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(Region)
+class RegionAdmin(SystemAdminMixin, admin.ModelAdmin):
+    list_display = ("code", "name", "level", "parent", "population")
+    list_filter = ("level",)
+    search_fields = ("code", "name")
+    ordering = ("path",)
+    fields = ("code", "name", "level", "parent", "population", "path")
+    list_select_related = ("parent",)
+
+    def get_queryset(self, request):
+        return selectors.regions_administered_by(request.user).select_related("parent")
+
+    def get_readonly_fields(self, request, obj=None):
+        return ("path",) if obj is None else ("code", "level", "parent", "path")
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        if db_field.name == "parent":
+            kwargs["queryset"] = (
+                selectors.regions_administered_by(request.user)
+                .exclude(level=RegionLevel.VILLAGE)
+                .order_by("path")
+            )
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)
+        audit_record(
+            actor=request.user,
+            action="admin.region_change" if change else "admin.region_create",
+            object_type="region",
+            object_id=obj.code,
+            detail={"fields": sorted(form.changed_data)},
+            request=request,
+        )
+
+
+@admin.register(Organisation)
+class OrganisationAdmin(SystemAdminMixin, SimpleHistoryAdmin):
+    list_display = ("name", "department", "kind", "region", "is_active")
+    list_filter = ("department", "kind", "is_active")
+    search_fields = ("name", "region__code", "region__name")
+    fields = ("name", "department", "kind", "region", "phone", "is_active")
+    ordering = ("region__path", "department", "name")
+
+    def get_queryset(self, request):
+        return selectors.organisations_administered_by(request.user)
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        if db_field.name == "region":
+            kwargs["queryset"] = selectors.regions_administered_by(request.user).order_by("path")
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+    def save_model(self, request, obj, form, change):
+        history_stamp(
+            obj,
+            user=request.user,
+            reason="organisation.changed" if change else "organisation.created",
+        )
+        super().save_model(request, obj, form, change)
+        audit_record(
+            actor=request.user,
+            action="admin.organisation_change" if change else "admin.organisation_create",
+            object_type="organisation",
+            object_id=obj.pk,
+            detail={"fields": sorted(form.changed_data)},
+            request=request,
+        )
+
+
+@admin.register(StaffProfile)
+class StaffProfileAdmin(SystemAdminMixin, admin.ModelAdmin):
+    """Read only: accounts are created and changed on the account pages."""
+
+    list_display = ("user", "display_name", "organisation", "must_change_password")
+    search_fields = ("user__username", "display_name", "organisation__name")
+    list_select_related = ("user", "organisation")
+    fields = ("user", "display_name", "organisation", "phone", "password_changed_at")
+    readonly_fields = fields
+
+    def get_queryset(self, request):
+        qs = super().get_queryset(request).select_related("user", "organisation__region")
+        if request.user.is_superuser:
+            return qs
+        region = selectors.admin_region(request.user)
+        if region is None:
+            return qs.none()
+        return qs.filter(organisation__region__path__startswith=region.path)
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False

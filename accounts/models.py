@@ -5,10 +5,13 @@ from __future__ import annotations
 import uuid
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from simple_history.models import HistoricalRecords
+
+from accounts import rules
 
 
 class RegionLevel(models.TextChoices):
@@ -19,13 +22,8 @@ class RegionLevel(models.TextChoices):
     VILLAGE = "village", _("村（居）")
 
 
-LEVEL_CODE_LENGTH = {
-    RegionLevel.PROVINCE: 6,
-    RegionLevel.CITY: 6,
-    RegionLevel.COUNTY: 6,
-    RegionLevel.TOWNSHIP: 9,
-    RegionLevel.VILLAGE: 12,
-}
+# 6/9/12 digits by level; enforced by Region.clean() (accounts.rules).
+LEVEL_CODE_LENGTH = {RegionLevel(level): n for level, n in rules.CODE_LENGTH.items()}
 
 
 class Region(models.Model):
@@ -68,6 +66,22 @@ class Region(models.Model):
     def save(self, *args, **kwargs):
         self.path = self.compute_path()
         super().save(*args, **kwargs)
+
+    def clean(self):
+        """The code fits the level and the parent (accounts.rules)."""
+        super().clean()
+        if not self.code or not self.level:
+            return  # the field validators name what is missing
+        parent = self.parent if self.parent_id else None
+        try:
+            rules.check_region_code(
+                self.code,
+                self.level,
+                parent.code if parent else None,
+                parent.level if parent else None,
+            )
+        except rules.RegionCodeError as exc:
+            raise ValidationError({exc.field: exc.message}) from exc
 
     def compute_path(self) -> str:
         base = self.parent.path if self.parent_id else "/"
@@ -130,6 +144,18 @@ class Organisation(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def clean(self):
+        super().clean()
+        if (
+            self.kind
+            and self.department
+            and not rules.kind_fits_department(self.kind, self.department)
+        ):
+            expected = Department(rules.KIND_DEPARTMENT[self.kind]).label
+            raise ValidationError(
+                {"department": rules.ERR_KIND_DEPARTMENT % {"department": expected}}
+            )
 
 
 class StaffProfile(models.Model):

@@ -90,6 +90,22 @@ def organisations_managed_by(user) -> QuerySet[Organisation]:
     )
 
 
+def regions_administered_by(user) -> QuerySet[Region]:
+    """Regions a system admin may see and edit in Django admin: their
+    organisation's region and below; every region for a superuser."""
+    if getattr(user, "is_superuser", False):
+        return Region.objects.all()
+    return Region.objects.filter(_in_region_q(admin_region(user), "path"))
+
+
+def organisations_administered_by(user) -> QuerySet[Organisation]:
+    """Organisations, active or not, in ``regions_administered_by(user)``."""
+    qs = Organisation.objects.select_related("region")
+    if getattr(user, "is_superuser", False):
+        return qs
+    return qs.filter(_in_region_q(admin_region(user), "region__path"))
+
+
 def _role_subquery(user_field: str = "pk"):
     """The role code of the user in ``user_field`` (a user holds one role)."""
     return Subquery(
