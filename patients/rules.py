@@ -5,14 +5,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date
 
+from django.utils.translation import gettext_noop
+
 WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 CHECK_CHARS = "10X98765432"
 
-ERR_LENGTH = "身份证号应为18位（或15位旧号）。"
-ERR_CHARS = "身份证号只能包含数字，最后一位可以是X。"
-ERR_CHECKSUM = "身份证号校验位不正确，请核对。"
-ERR_BIRTH = "身份证号中的出生日期无效。"
-ERR_FUTURE = "身份证号中的出生日期晚于今天。"
+# Plain strings, marked for makemessages: whoever shows one translates it
+# (patients.services._id_error wraps it in gettext_lazy).
+ERR_LENGTH = gettext_noop("身份证号应为18位（或15位旧号）。")
+ERR_CHARS = gettext_noop("身份证号只能包含数字，最后一位可以是X。")
+ERR_CHECKSUM = gettext_noop("身份证号校验位不正确，请核对。")
+ERR_BIRTH = gettext_noop("身份证号中的出生日期无效。")
+ERR_FUTURE = gettext_noop("身份证号中的出生日期晚于今天。")
 
 
 class IdNumberError(ValueError):

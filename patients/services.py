@@ -35,9 +35,11 @@ ERR_GENDER_MISMATCH = _("性别与身份证号不一致。")
 ERR_STALE = _("该记录已被他人修改，请刷新后重新填写。")
 ERR_NOT_ALLOWED = _("您无权修改此项。")
 ERR_BIRTH_FUTURE = _("出生日期不能晚于今天。")
+ERR_ID_REQUIRED = _("请填写证件号码。")
 
 
-def _id_error(message: str) -> DomainError:
+def _id_error(message) -> DomainError:
+    """``message``: a rules.ERR_* text (marked with gettext_noop), translated here."""
     return DomainError(_(message), field="id_number")
 
 
@@ -58,7 +60,7 @@ def check_identity(
         return rid.number, rid.birth_date, rid.gender
     number = rules.normalize_id_number(id_type, id_number)
     if not number:
-        raise _id_error("请填写证件号码。")
+        raise DomainError(ERR_ID_REQUIRED, field="id_number")
     if birth_date and birth_date > timezone.localdate():
         raise DomainError(ERR_BIRTH_FUTURE, field="birth_date")
     return number, birth_date, gender

@@ -344,3 +344,58 @@ def test_every_message_in_the_code_has_an_english_translation():
         f"{len(missing)} messages have no English translation; run `make messages`, "
         f"translate them in locale/en/LC_MESSAGES/django.po and compile: {missing[:20]}"
     )
+
+
+CJK = re.compile(r"[\u3400-\u9fff]")
+
+
+def test_message_constants_are_marked_for_translation():
+    """An ``ERR_*`` or ``MSG_*`` constant holding a plain Chinese string is
+    never extracted by makemessages, so English users get Chinese: wrap it in
+    gettext_lazy, or gettext_noop where it must stay a plain string (pure
+    rules) and is translated where it is shown."""
+    unmarked = []
+    for path in _source_files((".py",)):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            if not isinstance(node, ast.Assign | ast.AnnAssign) or node.value is None:
+                continue
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            names = [t.id for t in targets if isinstance(t, ast.Name)]
+            if not any(n.startswith(("ERR_", "MSG_")) for n in names):
+                continue
+            literals = [
+                n.value
+                for n in ast.walk(node.value)
+                if isinstance(n, ast.Constant) and isinstance(n.value, str)
+            ]
+            plain = not isinstance(node.value, ast.Call)
+            if plain and any(CJK.search(text) for text in literals):
+                unmarked.append(f"{path.relative_to(BASE_DIR)}: {names[0]}")
+    assert unmarked == []
+
+
+@pytest.mark.django_db
+def test_id_number_errors_of_the_rules_are_english_in_the_english_api(world):
+    from rest_framework.test import APIClient
+
+    from patients import rules
+
+    client = APIClient()
+    client.force_authenticate(user=world.users.doctor_a)
+    payload = {
+        "name": "英文错误",
+        "id_number": "110105194912310021",  # wrong check character
+        "region": "990102001001",
+        "address": "地址",
+        "diagnosis": "schizophrenia",
+    }
+    response = client.post(
+        "/api/v1/patients/", payload, format="json", headers={"accept-language": "en"}
+    )
+    assert response.status_code == 400
+    assert response.json() == {
+        "id_number": ["The check character of the ID number is wrong; please check the number."]
+    }
+    response = client.post("/api/v1/patients/", payload, format="json")
+    assert response.json() == {"id_number": [rules.ERR_CHECKSUM]}

@@ -3,6 +3,7 @@ list, context words, 90-day change, the last 5 not reused."""
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
 import pytest
@@ -11,7 +12,7 @@ from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
 from django.test import Client
 from django.urls import reverse
-from django.utils import timezone
+from django.utils import timezone, translation
 
 from accounts.forms import ERR_OLD_PASSWORD
 from accounts.models import PasswordHistory
@@ -90,6 +91,30 @@ def test_change_page_checks_the_old_password(client, world):
         CHANGE_URL, {"old_password": "wrong-one", "password1": new, "password2": new}
     )
     assert str(ERR_OLD_PASSWORD) in response.content.decode()
+
+
+@pytest.mark.parametrize(
+    "password", ["Ab1!", "12345678901234", "Qwerty123456", "Zhangwei2026!", "abcdefghijkl-"]
+)
+def test_every_password_rule_speaks_chinese_on_the_chinese_ui(world, password):
+    """Django 5.2's zh_Hans catalogue lacks the minimum-length message;
+    locale/zh_Hans supplies it."""
+    user = af.staff("zhangwei2026", Role.TOWNSHIP_DOCTOR, world.org.hc_a1)
+    with translation.override("zh-hans"), pytest.raises(ValidationError) as exc:
+        validate_password(password, user)
+    english = [m for m in exc.value.messages if re.search(r"[A-Za-z]{4,}", m)]
+    assert english == []
+    with translation.override("en"), pytest.raises(ValidationError) as exc:
+        validate_password("Ab1!", user)
+    assert "too short" in exc.value.messages[0]
+
+
+def test_change_page_gives_the_length_rule_in_chinese(client, world):
+    af.login(client, world.users.doctor_a)
+    response = client.post(
+        CHANGE_URL, {"old_password": af.PASSWORD, "password1": "Ab1!x", "password2": "Ab1!x"}
+    )
+    assert "密码太短，至少需要 12 个字符。" in response.content.decode()
 
 
 def test_changing_ones_password_keeps_this_session_and_ends_the_others(client, world):
