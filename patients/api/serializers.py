@@ -25,12 +25,18 @@ from patients.models import (
     AssistantGuardian,
     CareTeamMember,
     Guardian,
+    IdType,
     Patient,
     Symptom,
 )
 from patients.services import ERR_NOT_ALLOWED, patient_register, patient_update
 
 ERR_UNKNOWN_BEHAVIOUR = _("未知的危险行为类别。")
+# the register form's texts (patients.forms): one message, one translation
+ERR_BIRTH_REQUIRED = _("非居民身份证须填写出生日期。")
+ERR_GENDER_REQUIRED = _("非居民身份证须填写性别。")
+# Optional on registration for a resident ID, required for other documents.
+DERIVED_FROM_RESIDENT_ID = {"gender": ERR_GENDER_REQUIRED, "birth_date": ERR_BIRTH_REQUIRED}
 
 # Every key any department may see, in the health set's order (the widest).
 ALL_OUTPUT_FIELDS = tuple(dict.fromkeys(f for fs in FIELDSETS.values() for f in fs))
@@ -258,10 +264,47 @@ class PatientWriteSerializer(StrictInputMixin, serializers.ModelSerializer):
 
 
 class PatientCreateSerializer(PatientWriteSerializer):
-    """Register a patient: needs name, gender, id_number, birth_date, region
-    (a village or community code), address and diagnosis; the rest may follow."""
+    """Register a patient: needs name, id_number, region (a village or
+    community code), address and diagnosis, plus gender and birth_date for
+    documents other than a resident ID; the rest may follow.
+
+    A resident ID carries the birth date and gender: like the register form,
+    the API derives them when they are left out, and when they are given the
+    service refuses a disagreement with a 400 naming ``gender`` or
+    ``birth_date`` (patients.services.check_identity)."""
 
     fieldset = "health"
+
+    def get_fields(self):
+        fields = super().get_fields()
+        for name in DERIVED_FROM_RESIDENT_ID:
+            if name in fields:
+                fields[name].required = False
+        return fields
+
+    def to_internal_value(self, data):
+        # Named together with the other missing fields, as when required.
+        try:
+            attrs = super().to_internal_value(data)
+        except serializers.ValidationError as exc:
+            if isinstance(exc.detail, dict) and isinstance(data, Mapping):
+                for name, errors in self._missing_for_document(data).items():
+                    exc.detail.setdefault(name, errors)
+            raise
+        missing = self._missing_for_document(attrs)
+        if missing:
+            raise serializers.ValidationError(missing)
+        return attrs
+
+    @staticmethod
+    def _missing_for_document(values: Mapping) -> dict[str, list]:
+        if (values.get("id_type") or IdType.RESIDENT_ID) == IdType.RESIDENT_ID:
+            return {}
+        return {
+            name: [message]
+            for name, message in DERIVED_FROM_RESIDENT_ID.items()
+            if not values.get(name)
+        }
 
     def create(self, validated_data):
         request = self.context["request"]

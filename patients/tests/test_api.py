@@ -407,6 +407,12 @@ def test_register_names_each_missing_required_field(world, patients):
     response = api(world.users.doctor_a).post(LIST_URL, {}, format="json")
 
     assert response.status_code == 400
+    # gender and birth_date follow from a resident ID (the default id_type)
+    assert set(response.json()) == {"name", "id_number", "region", "address", "diagnosis"}
+
+    response = api(world.users.doctor_a).post(LIST_URL, {"id_type": "passport"}, format="json")
+
+    assert response.status_code == 400
     assert set(response.json()) == {
         "name",
         "gender",
