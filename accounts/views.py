@@ -15,6 +15,7 @@ from django.utils.decorators import method_decorator
 from django.utils.formats import date_format
 from django.utils.http import url_has_allowed_host_and_scheme, urlencode
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 from django.views.decorators.http import require_POST
 from django_otp import login as otp_login
 from django_otp.plugins.otp_totp.models import TOTPDevice
@@ -56,6 +57,17 @@ MSG_BREAKGLASS_GRANTED = _(
     "已开启紧急访问，有效期至 %(until)s。每次查看都会被记录并由审计管理员审核。"
 )
 MSG_BREAKGLASS_IN_SCOPE = _("该患者在您的管辖范围内，无需紧急访问。")
+
+# What the history reason codes of a staff profile (accounts.services) mean.
+STAFF_HISTORY_LABELS = {
+    "staff.created": pgettext_lazy("staff history", "创建账号"),
+    "staff.changed": pgettext_lazy("staff history", "调整机构或角色"),
+    "staff.deactivated": pgettext_lazy("staff history", "停用账号"),
+    "staff.reactivated": pgettext_lazy("staff history", "启用账号"),
+    "staff.password_changed": pgettext_lazy("staff history", "本人修改密码"),
+    "staff.password_reset": pgettext_lazy("staff history", "重置密码"),
+    "staff.mfa_reset": pgettext_lazy("staff history", "重置动态验证码"),
+}
 
 
 def _add_errors(form, exc) -> None:
@@ -248,11 +260,14 @@ def _staff_detail_context(request, target, **forms):
     role = role_of(request.user)
     own = target.pk == request.user.pk
     organisations = selectors.organisations_managed_by(request.user)
-    history = (
+    history = list(
         StaffProfile.history.filter(user_id=target.pk)
         .select_related("history_user", "organisation")
         .order_by("-history_date")[:20]
     )
+    for record in history:
+        reason = record.history_change_reason or ""
+        record.reason_label = STAFF_HISTORY_LABELS.get(reason, reason or "—")
     events = AuditEvent.objects.filter(object_type="user", object_id=str(target.pk)).order_by(
         "-id"
     )[:20]

@@ -57,14 +57,40 @@ def test_seed_demo_builds_the_county_of_api_md(demo):
     assert Region.objects.get(code="990102001").path == "/990000/990100/990102/990102001/"
 
 
-@pytest.mark.django_db
-def test_seed_demo_accounts_have_their_roles_and_log_in(demo, client):
-    from django.contrib.auth import get_user_model
+# Beyond API.md's ten (README → Demo accounts).
+MORE_DEMO_ACCOUNTS = {"finance1": Role.FINANCE, "prevention1": Role.PREVENTION_STAFF}
 
-    for username, role in DEMO_ACCOUNTS.items():
+
+@pytest.mark.django_db
+def test_seed_demo_accounts_have_their_roles_and_log_in(demo):
+    """Each demo account signs in through the login page with the demo
+    password and reaches its home page; the admin enrols TOTP on the way."""
+    from django.contrib.auth import get_user_model
+    from django.test import Client
+    from django.urls import reverse
+    from django_otp.plugins.otp_totp.models import TOTPDevice
+
+    from accounts.roles import home_url_for
+    from accounts.tests.factories import otp_code
+
+    login, setup = reverse("accounts:login"), reverse("accounts:mfa-setup")
+    for username, role in {**DEMO_ACCOUNTS, **MORE_DEMO_ACCOUNTS}.items():
         user = get_user_model().objects.get(username=username)
         assert role_of(user) == role
-        assert user.check_password("Demo-Pass-2026!")
+        client = Client()
+        response = client.post(login, {"username": username, "password": "Demo-Pass-2026!"})
+        assert response.status_code == 302, (username, response.content[:300])
+        home = home_url_for(user)
+        response = client.get(home)
+        if role == Role.ADMIN:
+            # the 三员 always use a second factor: enrol on the first sign-in
+            assert response.status_code == 302 and response.url.startswith(setup)
+            assert client.get(response.url).status_code == 200
+            device = TOTPDevice.objects.get(user=user, confirmed=False)
+            response = client.post(setup, {"code": otp_code(device), "next": home})
+            assert response.status_code == 302 and response.url == home
+            response = client.get(home)
+        assert response.status_code == 200, (username, response.status_code)
 
 
 @pytest.mark.django_db
@@ -150,6 +176,17 @@ def test_production_settings_refuse_to_start_without_a_secret():
     )
     assert result.returncode != 0
     assert "SECRET_KEY must be set" in result.stderr
+
+
+@pytest.mark.django_db
+def test_favicon_is_served_from_static_at_the_root_and_linked(client):
+    response = client.get("/favicon.ico")
+    assert response.status_code == 200
+    assert response["Content-Type"] in {"image/x-icon", "image/vnd.microsoft.icon"}
+    body = b"".join(response.streaming_content)
+    assert body[:4] == b"\x00\x00\x01\x00"  # an ICO header
+    page = client.get("/accounts/login/").content.decode()
+    assert '<link rel="icon" href="/static/root/favicon.ico"' in page
 
 
 @pytest.mark.django_db

@@ -93,6 +93,12 @@ def test_admin_creates_an_account_recorded_with_who_did_it(client, world):
     assert event.actor == admin and event.detail["role"] == Role.TOWNSHIP_DOCTOR
     page = client.get(response.url)
     assert "新医生" in page.content.decode() and "admin.staff_create" in page.content.decode()
+    # the change log names the change, not its code
+    history_rows = page.content.decode().split("变更记录")[1].split("审计记录")[0]
+    assert "创建账号" in history_rows and "staff.created" not in history_rows
+    client.cookies["django_language"] = "en"
+    english = client.get(response.url).content.decode()
+    assert "Account created" in english
 
 
 def test_create_refuses_a_role_of_another_department(client, world):

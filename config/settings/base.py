@@ -158,6 +158,9 @@ STORAGES = {
 }
 MEDIA_ROOT = VAR_DIR / "media"
 WHITENOISE_USE_FINDERS = DEBUG
+# Files browsers ask for at the site root (/favicon.ico), served by WhiteNoise
+# before the login requirement; base.html links the same file under /static/.
+WHITENOISE_ROOT = BASE_DIR / "static" / "root"
 
 # Field encryption (ID numbers, phones): keys "kid:base64(32 bytes)", newest first.
 FIELD_ENCRYPTION_KEYS = env.list("FIELD_ENCRYPTION_KEYS", default=[])
