@@ -6,33 +6,52 @@ or lists the ids of one set (``flag_ids_sql``, the drill-down). Both use the
 same flag expressions, so a drill-down list has exactly the indicator's
 numerator.
 
-The patient part is an ORM queryset (so ``overdue`` is literally
-``patients.selectors.overdue_q``); the follow-up part is SQL that runs on
-PostgreSQL and on SQLite (window functions, no ``DISTINCT ON``), with the one
-dialect difference, calendar-month arithmetic, in ``_add_months``.
+Register-level state (status, region, risk, next due date, hospital, rehab,
+certificate, police registration, poverty, insurance) is taken
+
+- for the running quarter, from the patient rows as they are now: an ORM
+  queryset (so ``overdue`` is literally ``patients.selectors.overdue_q``);
+- for a past quarter, as it was on the statistics date (``as_of_base``): the
+  patient's latest ``Patient.history`` row written before the end of that day
+  (Asia/Shanghai), with risk, next due date and hospitalisation from the
+  latest completed follow-up on or before the date when the record had not
+  yet carried it (a follow-up entered late), and hospital stays from the
+  subsidies app's admission and discharge dates where it has any. A past
+  quarter thus gives the same numbers whenever it is computed, and a patient
+  who moved, was found again or changed risk afterwards counts where and as
+  they were then.
+
+The SQL runs on PostgreSQL and on SQLite (window functions; ``DISTINCT ON``
+only on PostgreSQL), with the dialect differences in small helpers
+(``_add_months``, ``_first_per``, ``_json_count``).
 """
 
+# SQL is composed here from model metadata and constant expressions; every
+# value from a caller is a parameter.
+# ruff: noqa: S608
 from __future__ import annotations
 
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 
+from django.apps import apps
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Case, DateField, IntegerField, Q, QuerySet, Value, When
-from django.db.models.functions import Coalesce, Greatest
+from django.db.models import Case, DateField, F, IntegerField, Q, QuerySet, Value, When
+from django.db.models.functions import Greatest
 from django.utils import timezone
 
 from accounts.models import Region, RegionLevel
 from accounts.scoping import inside_q
-from followups.models import Compliance, FollowUp, Mode, Outcome
+from followups.models import Compliance, FollowUp, Hospitalization, Mode, Outcome
 from patients.models import (
     REGISTERED_STATUSES,
     Certificate,
     Classification,
     Incident,
     IncidentKind,
+    Insurance,
     Patient,
     Poverty,
     Status,
@@ -41,18 +60,43 @@ from patients.selectors import overdue_q
 from reports import rules
 from reports.rules import PATIENT_COUNT_KEYS, Period
 
+# The columns every patient base gives the flag expressions (``sp``).
+BASE_COLUMNS = (
+    "id",
+    "region_id",
+    "stat_d",
+    "reg_on",
+    "start_on",
+    "f_new",
+    "f_hosp",
+    "f_overdue",
+    "f_lost",
+    "f_high_risk",
+    "f_rehab",
+    "f_cert",
+    "f_police",
+    "f_poor",
+    "f_insured",
+    "risk_val",
+)
+# Follow-up answers counted as trouble or disaster (DOMAIN.md: incident_rate).
+DANGER_KEYS = (IncidentKind.TROUBLE.value, IncidentKind.DISASTER.value)
+
 
 @dataclass(frozen=True)
 class StatDates:
-    """The dates one computation runs on (DOMAIN.md → Indicators)."""
+    """The dates one computation runs on (DOMAIN.md → Indicators); ``live``
+    while the quarter runs (the statistics date is today)."""
 
     year_start: date
     quarter_start: date
     statistics_date: date
+    live: bool = False
 
     @classmethod
     def for_period(cls, period: Period, today: date) -> StatDates:
-        return cls(period.year_start, period.start, period.statistics_date(today))
+        statistics_date = period.statistics_date(today)
+        return cls(period.year_start, period.start, statistics_date, live=statistics_date >= today)
 
     @property
     def end_of_day(self) -> datetime:
@@ -75,13 +119,15 @@ def _flag(q: Q) -> Case:
 
 
 def patient_base(region: Region, dates: StatDates) -> QuerySet:
-    """Registered patients of ``region`` with their register-level flags."""
+    """Registered patients of ``region`` with their register-level flags, from
+    the patient rows as they are now (the running quarter)."""
     return (
         Patient.objects.filter(inside_q([region]))
         .filter(registered_q(dates))
         .order_by()
         .annotate(
             stat_d=Value(dates.statistics_date, output_field=DateField()),
+            reg_on=F("registered_on"),
             start_on=Greatest("registered_on", Value(dates.year_start, output_field=DateField())),
             f_new=_flag(Q(registered_on__gte=dates.quarter_start)),
             f_hosp=_flag(Q(in_hospital=True)),
@@ -92,25 +138,239 @@ def patient_base(region: Region, dates: StatDates) -> QuerySet:
             f_cert=_flag(Q(certificate=Certificate.HELD)),
             f_police=_flag(Q(police_registered=True)),
             f_poor=_flag(Q(poverty__in=[Poverty.DIBAO, Poverty.TEKUN])),
-            risk_val=Coalesce("risk_level", Value(-1), output_field=IntegerField()),
+            f_insured=_flag(~Q(insurance=Insurance.NONE)),
+            risk_val=Case(
+                When(risk_level__isnull=True, then=Value(-1)),
+                default="risk_level",
+                output_field=IntegerField(),
+            ),
         )
-        .values(
-            "id",
-            "region_id",
-            "stat_d",
-            "start_on",
-            "f_new",
-            "f_hosp",
-            "f_overdue",
-            "f_lost",
-            "f_high_risk",
-            "f_rehab",
-            "f_cert",
-            "f_police",
-            "f_poor",
-            "risk_val",
-        )
+        .values(*BASE_COLUMNS)
     )
+
+
+def _first_per(key: str, columns: str, source: str, order: str) -> str:
+    """The first row of each ``key`` in ``order``: ``DISTINCT ON`` on
+    PostgreSQL, ``ROW_NUMBER()`` elsewhere. No placeholders in the parts:
+    the two dialects put them in a different order."""
+    if connection.vendor == "postgresql":
+        return f"SELECT DISTINCT ON ({key}) {columns} FROM {source} ORDER BY {key}, {order}"
+    return (
+        f"SELECT * FROM (SELECT {columns}, ROW_NUMBER() OVER "
+        f"(PARTITION BY {key} ORDER BY {order}) AS rn_ FROM {source}) t_ WHERE rn_ = 1"
+    )
+
+
+def _greatest(a: str, b: str) -> str:
+    return f"GREATEST({a}, {b})" if connection.vendor == "postgresql" else f"MAX({a}, {b})"
+
+
+def _typed(placeholder: str, pg_type: str) -> str:
+    return f"CAST({placeholder} AS {pg_type})" if connection.vendor == "postgresql" else placeholder
+
+
+def _json_count(column: str, key: str) -> str:
+    """SQL true when the JSON object ``column`` holds a count > 0 at ``key``
+    (a constant identifier, never user input)."""
+    if connection.vendor == "postgresql":
+        return (
+            f"(CASE WHEN jsonb_typeof({column} -> '{key}') = 'number'"
+            f" THEN ({column} ->> '{key}')::numeric > 0 ELSE FALSE END)"
+        )
+    return f"(COALESCE(json_extract({column}, '$.{key}'), 0) > 0)"
+
+
+def episode_table() -> str | None:
+    """The subsidies app's hospital stays, when that app is installed."""
+    try:
+        return apps.get_model("subsidies", "Episode")._meta.db_table
+    except LookupError:
+        return None
+
+
+# Register fields read from the patient's history row (``hs``).
+_STATE = (
+    "region_id",
+    "status",
+    "risk_level",
+    "last_followup_date",
+    "next_followup_due",
+    "in_hospital",
+    "in_community_rehab",
+    "certificate",
+    "police_registered",
+    "poverty",
+    "insurance",
+)
+
+
+def as_of_base(region: Region, dates: StatDates) -> tuple[list[str], str, list]:
+    """Registered patients of ``region`` on a past statistics date, with the
+    columns of ``patient_base``, as they were on that date.
+
+    Returns ``(ctes, select, params)``: CTEs to put before ``sp`` and the
+    ``SELECT`` of ``sp``. The candidates are the patients whose history or
+    current row places them inside ``region`` (history rows are indexed by
+    region and by patient); each gets one state row:
+
+    - ``hs``: the latest history row written before the end of the day; for a
+      patient without one (a registration entered after its date), the
+      earliest row; without any history, the patient row itself;
+    - status: the current one when it began before the end of the day; else
+      the recorded one when it differs from the current one; else the
+      recorded one if the history shows another status in between (A → B →
+      A); else ``active``, the status every change starts from (a register
+      row loaded in bulk with its later state);
+    - ``fl``: the latest completed follow-up on or before the date. Risk is
+      its risk level; the next due date and the hospital flag are the
+      recorded ones when the record already carried that follow-up (so a
+      later cap, such as the 14-day visit after a discharge, is kept), else
+      the follow-up's own answers;
+    - hospital stays (``ep``, the subsidies app's admission and discharge
+      dates) decide the hospital flag of a patient admitted on or before the
+      date at least once.
+    """
+    # the subtree's codes as a list (not a path LIKE inside the statement):
+    # PostgreSQL then estimates the candidates well and joins by hash
+    codes = list(
+        Region.objects.filter(path__startswith=region.path)
+        .order_by()
+        .values_list("code", flat=True)
+    )
+    if connection.vendor == "postgresql":
+        in_subtree, code_params = "code = ANY(%s)", [codes]
+    else:
+        in_subtree, code_params = f"code IN ({', '.join(['%s'] * len(codes))})", codes
+    params: list = [
+        connection.ops.adapt_datetimefield_value(dates.end_of_day),
+        dates.statistics_date,
+        *code_params,
+    ]
+    pat = Patient._meta.db_table
+    hist = Patient.history.model._meta.db_table
+    fu = FollowUp._meta.db_table
+    reg = Region._meta.db_table
+    eod = "(SELECT eod FROM k)"
+    stat_d = "(SELECT d FROM k)"
+    hs_cols = ", ".join(["h.id", "h.history_id", "h.history_date"] + [f"h.{c}" for c in _STATE])
+    hs_order = (
+        f"CASE WHEN h.history_date < {eod} THEN 0 ELSE 1 END, "
+        f"CASE WHEN h.history_date < {eod} THEN h.history_date END DESC, "
+        "h.history_date, "
+        f"CASE WHEN h.history_date < {eod} THEN -h.history_id ELSE h.history_id END"
+    )
+    hs = _first_per("h.id", hs_cols, f"{hist} h WHERE h.id IN (SELECT id FROM cand)", hs_order)
+    fl_cols = "f.visit_date, f.risk_level, f.next_due_date, f.hospitalization"
+    fl_where = f"f.outcome = '{Outcome.COMPLETED.value}' AND f.visit_date <= {stat_d}"
+    fl_order = "f.visit_date DESC, f.created_at DESC, f.id DESC"
+    if connection.vendor == "postgresql":
+        # one probe of the (patient, date) index per candidate: cheaper than
+        # reading and sorting every earlier follow-up of the candidates
+        fl_join = f"""LEFT JOIN LATERAL (
+        SELECT {fl_cols} FROM {fu} f
+        WHERE f.patient_id = p.id AND {fl_where}
+        ORDER BY {fl_order} LIMIT 1
+    ) fl ON TRUE"""
+        fl_cte = []
+    else:
+        fl = _first_per(
+            "f.patient_id",
+            f"f.patient_id, {fl_cols}",
+            f"{fu} f WHERE f.patient_id IN (SELECT id FROM cand) AND {fl_where}",
+            fl_order,
+        )
+        fl_join = "LEFT JOIN fl ON fl.patient_id = p.id"
+        fl_cte = [f"fl AS ({fl})"]
+    ctes = [
+        f"k AS (SELECT {_typed('%s', 'timestamp with time zone')} AS eod, "
+        f"{_typed('%s', 'date')} AS d)",
+        f"sub AS (SELECT code FROM {reg} WHERE {in_subtree})",
+        f"""cand AS (
+    SELECT h.id FROM {hist} h WHERE h.region_id IN (SELECT code FROM sub)
+    UNION
+    SELECT p.id FROM {pat} p WHERE p.region_id IN (SELECT code FROM sub)
+)""",
+        f"hs AS ({hs})",
+        *fl_cte,
+    ]
+    episodes = episode_table()
+    if episodes:
+        ctes.append(
+            f"""ep AS (
+    SELECT e.patient_id,
+           MAX(CASE WHEN e.discharge_date > {stat_d}
+                     OR (e.discharge_date IS NULL AND e.status = 'in_hospital')
+                    THEN 1 ELSE 0 END) AS inside
+    FROM {episodes} e
+    WHERE e.patient_id IN (SELECT id FROM cand) AND e.admission_date <= {stat_d}
+    GROUP BY e.patient_id
+)"""
+        )
+    else:
+        ctes.append(f"ep AS (SELECT p.id AS patient_id, 0 AS inside FROM {pat} p WHERE 1 = 0)")
+
+    def col(name: str) -> str:
+        return f"CASE WHEN hs.id IS NULL THEN p.{name} ELSE hs.{name} END"
+
+    registered = ", ".join(f"'{s}'" for s in REGISTERED_STATUSES)
+    ctes.append(
+        f"""st AS (
+    SELECT p.id, p.registered_on,
+           {", ".join(f"{col(c)} AS {c}" for c in _STATE)},
+           CASE
+             WHEN p.status_changed_at < {eod} THEN p.status
+             WHEN hs.status <> p.status THEN hs.status
+             WHEN EXISTS (
+                 SELECT 1 FROM {hist} x
+                 WHERE x.id = p.id AND x.history_date > hs.history_date
+                   AND x.history_date < p.status_changed_at AND x.status <> p.status
+             ) THEN hs.status
+             ELSE '{Status.ACTIVE.value}'
+           END AS status_then,
+           fl.visit_date AS fl_on, fl.risk_level AS fl_risk, fl.next_due_date AS fl_due,
+           fl.hospitalization AS fl_hosp, ep.patient_id AS ep_id, ep.inside AS ep_inside
+    FROM {pat} p
+    LEFT JOIN hs ON hs.id = p.id
+    {fl_join}
+    LEFT JOIN ep ON ep.patient_id = p.id
+    WHERE p.id IN (SELECT id FROM cand) AND p.registered_on <= {stat_d}
+)"""
+    )
+    carried = (
+        "((st.last_followup_date IS NULL AND st.fl_on IS NULL) OR st.last_followup_date = st.fl_on)"
+    )
+    due = f"CASE WHEN {carried} THEN st.next_followup_due ELSE st.fl_due END"
+    risk = "CASE WHEN st.fl_on IS NOT NULL THEN st.fl_risk ELSE st.risk_level END"
+    hosp = _yes(
+        "CASE WHEN st.ep_id IS NOT NULL THEN st.ep_inside = 1"
+        f" WHEN {carried} THEN st.in_hospital"
+        f" ELSE st.fl_hosp = '{Hospitalization.CURRENT.value}' END"
+    )
+    poor = ", ".join(f"'{v}'" for v in (Poverty.DIBAO, Poverty.TEKUN))
+    year_start = _typed(f"'{dates.year_start.isoformat()}'", "date")
+    quarter_start = _typed(f"'{dates.quarter_start.isoformat()}'", "date")
+    active, lost = Status.ACTIVE.value, Status.LOST.value
+    high = int(settings.HIGH_RISK_MIN_LEVEL)
+    flags = {
+        "f_new": _yes(f"st.registered_on >= {quarter_start}"),
+        "f_hosp": hosp,
+        "f_overdue": _yes(f"st.status_then = '{active}' AND ({due}) < {stat_d}"),
+        "f_lost": _yes(f"st.status_then = '{lost}'"),
+        "f_high_risk": _yes(f"({risk}) >= {high}"),
+        "f_rehab": _yes("st.in_community_rehab"),
+        "f_cert": _yes(f"st.certificate = '{Certificate.HELD.value}'"),
+        "f_police": _yes("st.police_registered"),
+        "f_poor": _yes(f"st.poverty IN ({poor})"),
+        "f_insured": _yes(f"st.insurance <> '{Insurance.NONE.value}'"),
+    }
+    columns = ",\n           ".join(f"{expr} AS {name}" for name, expr in flags.items())
+    select = f"""SELECT st.id, st.region_id, {stat_d} AS stat_d, st.registered_on AS reg_on,
+           {_greatest("st.registered_on", year_start)} AS start_on,
+           {columns},
+           COALESCE({risk}, -1) AS risk_val
+    FROM st
+    WHERE st.status_then IN ({registered}) AND st.region_id IN (SELECT code FROM sub)"""
+    return ctes, select, params
 
 
 def _add_months(expr: str, months: int) -> str:
@@ -131,33 +391,33 @@ def _yes(condition: str) -> str:
 
 def flag_sql() -> dict[str, str]:
     """Each count key as a 0/1 SQL expression over ``sp`` (the patient),
-    ``fa`` (the year's completed follow-ups, with the last one's answers),
-    ``pv`` (the last completed follow-up before the year, for patients with
-    none in it) and ``inc`` (incidents)."""
+    ``fa`` (the year's completed follow-ups, with the last one's answers)
+    and ``inc`` (police-recorded incidents)."""
     gap = rules.STANDARD_MAX_GAP_MONTHS
     followed_up = "fa.first_on IS NOT NULL"
     managed = f"({followed_up} OR sp.f_hosp = 1)"
     at_home_managed = f"({followed_up} AND sp.f_hosp = 0)"
-    # the last completed follow-up on or before the statistics date: the
-    # year's last (fa), else the last before the year (pv)
-    last_compliance = "COALESCE(fa.last_compliance, pv.compliance)"
     flags = {
         "registered": "1",
         "new_registered": "sp.f_new",
         "managed": _yes(managed),
         # completed follow-ups leave no gap over 3 months from 1 January (or
-        # registration) through the statistics date; at least one is needed
+        # registration) through the statistics date; a patient registered at
+        # most 3 months before the statistics date and not yet visited has no
+        # such gap either (rules.STANDARD_WITHOUT_VISIT)
         "standard": _yes(
-            f"{followed_up} AND fa.gap = 0"
+            f"({followed_up} AND fa.gap = 0"
             f" AND fa.first_on <= {_add_months('sp.start_on', gap)}"
-            f" AND sp.stat_d <= {_add_months('fa.last_on', gap)}"
+            f" AND sp.stat_d <= {_add_months('fa.last_on', gap)})"
+            f" OR (fa.first_on IS NULL AND sp.stat_d <= {_add_months('sp.reg_on', gap)})"
         ),
         "face_to_face": _yes("fa.f2f = 1"),
+        # the year's last completed follow-up (rules.MEDICATION_WITHIN_YEAR)
         "medication": _yes(
-            f"{last_compliance} IN ('{Compliance.REGULAR}', '{Compliance.INTERMITTENT}')"
+            f"fa.last_compliance IN ('{Compliance.REGULAR}', '{Compliance.INTERMITTENT}')"
             " OR sp.f_hosp = 1"
         ),
-        "regular_medication": _yes(f"{last_compliance} = '{Compliance.REGULAR}'"),
+        "regular_medication": _yes(f"fa.last_compliance = '{Compliance.REGULAR}'"),
         "at_home_managed": _yes(at_home_managed),
         "stable": _yes(
             f"{at_home_managed} AND fa.last_classification = '{Classification.STABLE}'"
@@ -166,14 +426,17 @@ def flag_sql() -> dict[str, str]:
         "at_home": _yes("sp.f_hosp = 0"),
         "rehab": _yes("sp.f_rehab = 1 AND sp.f_hosp = 0"),
         "certificate": "sp.f_cert",
-        "incident": _yes("inc.patient_id IS NOT NULL"),
-        "incident_quarter": _yes("inc.in_quarter = 1"),
+        # recorded by the police, or answered on a follow-up form
+        "incident": _yes("inc.patient_id IS NOT NULL OR fa.danger = 1"),
+        "incident_quarter": _yes("inc.in_quarter = 1 OR fa.danger_quarter = 1"),
         "high_risk": "sp.f_high_risk",
         "overdue": "sp.f_overdue",
         "lost": "sp.f_lost",
         "in_hospital": "sp.f_hosp",
         "police_registered": "sp.f_police",
         "poor": "sp.f_poor",
+        "insured": "sp.f_insured",
+        "uninsured": _yes("sp.f_insured = 0"),
         "risk_none": _yes("sp.risk_val < 0"),
     }
     for level in range(6):
@@ -181,18 +444,30 @@ def flag_sql() -> dict[str, str]:
     return flags
 
 
+def _base(region: Region, dates: StatDates) -> tuple[list[str], str, list]:
+    """The patient base ``sp`` of one computation: live for the running
+    quarter, as of the statistics date for a past one."""
+    if dates.live:
+        sql, params = patient_base(region, dates).query.sql_with_params()
+        return [], sql, list(params)
+    return as_of_base(region, dates)
+
+
 def _flags_cte(region: Region, dates: StatDates) -> tuple[str, list]:
     """``WITH … flags``: one row per registered patient with 0/1 columns."""
-    base_sql, base_params = patient_base(region, dates).query.sql_with_params()
+    base_ctes, base_sql, base_params = _base(region, dates)
     fu = FollowUp._meta.db_table
     inc = Incident._meta.db_table
     completed = Outcome.COMPLETED.value
     gap = rules.STANDARD_MAX_GAP_MONTHS
+    danger = " OR ".join(_json_count("f.dangerous_behaviours", key) for key in DANGER_KEYS)
     flags = ",\n           ".join(f"{expr} AS {key}" for key, expr in flag_sql().items())
+    ctes = ",\n".join([*base_ctes, f"sp AS ({base_sql})"])
     sql = f"""
-WITH sp AS ({base_sql}),
+WITH {ctes},
 fy AS (
     SELECT f.patient_id, f.visit_date, f.mode, f.medication_compliance, f.classification,
+           CASE WHEN {danger} THEN 1 ELSE 0 END AS danger,
            LAG(f.visit_date) OVER w AS prev_visit,
            CASE WHEN LEAD(f.visit_date) OVER w IS NULL THEN 1 ELSE 0 END AS is_last
     FROM {fu} f
@@ -207,19 +482,11 @@ fa AS (
                      AND visit_date > {_add_months("prev_visit", gap)}
                     THEN 1 ELSE 0 END) AS gap,
            MAX(CASE WHEN is_last = 1 THEN medication_compliance END) AS last_compliance,
-           MAX(CASE WHEN is_last = 1 THEN classification END) AS last_classification
+           MAX(CASE WHEN is_last = 1 THEN classification END) AS last_classification,
+           MAX(danger) AS danger,
+           MAX(CASE WHEN danger = 1 AND visit_date >= %s THEN 1 ELSE 0 END) AS danger_quarter
     FROM fy
     GROUP BY patient_id
-),
-pv AS (
-    SELECT sp.id AS patient_id,
-           (SELECT f.medication_compliance FROM {fu} f
-             WHERE f.patient_id = sp.id AND f.outcome = %s AND f.visit_date < %s
-             ORDER BY f.visit_date DESC, f.created_at DESC, f.id DESC
-             LIMIT 1) AS compliance
-    FROM sp
-    LEFT JOIN fa ON fa.patient_id = sp.id
-    WHERE fa.patient_id IS NULL
 ),
 inc AS (
     SELECT i.patient_id, MAX(CASE WHEN i.occurred_on >= %s THEN 1 ELSE 0 END) AS in_quarter
@@ -233,15 +500,13 @@ flags AS (
            {flags}
     FROM sp
     LEFT JOIN fa ON fa.patient_id = sp.id
-    LEFT JOIN pv ON pv.patient_id = sp.id
     LEFT JOIN inc ON inc.patient_id = sp.id
-)"""  # noqa: S608 - identifiers from model meta and constant expressions; values are params
+)"""
     d = dates
     params = [
         *base_params,
         *(completed, d.year_start, d.statistics_date),  # fy
-        *(Mode.CLINIC.value, Mode.HOME.value),  # fa
-        *(completed, d.year_start),  # pv
+        *(Mode.CLINIC.value, Mode.HOME.value, d.quarter_start),  # fa
         d.quarter_start,  # inc
         IncidentKind.TROUBLE.value,
         IncidentKind.DISASTER.value,

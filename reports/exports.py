@@ -10,7 +10,7 @@ from io import BytesIO
 
 from django.utils import timezone
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy as _l
+from django.utils.translation import gettext_lazy
 from openpyxl import Workbook
 from openpyxl.styles import Alignment, Border, Font, PatternFill, Side
 from openpyxl.utils import get_column_letter
@@ -28,54 +28,127 @@ CENTER = Alignment(horizontal="center", vertical="center", wrap_text=True)
 NUMBER_FORMAT = {rules.PERCENT: "0.00", rules.PERMILLE: "0.00", COUNT: "0"}
 SHEET_NAME_BAD = re.compile(r"[\[\]:*?/\\]")
 
+KINDS = dict(OrganisationKind.choices)
+# The labour and social security office (劳动保障所) exchanges with the health
+# centre half-yearly (seed document 003, 五): it is no organisation kind of
+# the system, so its column group is named here.
+LABOUR_OFFICE = gettext_lazy("劳动保障所")
+
 # The national information exchange form (2018 work norms, annex table 9):
-# per township, the counts each institution type exchanges.
-EXCHANGE_COLUMNS: tuple[tuple[str, tuple[tuple[str, object, object], ...]], ...] = (
+# per township, the counts each institution exchanges (group label, columns).
+EXCHANGE_COLUMNS: tuple[tuple[object, tuple[tuple[str, object, object], ...]], ...] = (
     (
-        OrganisationKind.HEALTH_CENTRE,
+        KINDS[OrganisationKind.HEALTH_CENTRE],
         (
             (
                 "registered",
-                _l("在册患者数"),
-                _l("统计日在册（在管、失访、不同意参加管理）的患者数"),
+                gettext_lazy("在册患者数"),
+                gettext_lazy("统计日在册（在管、失访、不同意参加管理）的患者数"),
             ),
-            ("new_registered", _l("本季度新登记"), _l("本季度纳入管理的在册患者数")),
-            ("managed", _l("在管患者数"), _l("年内至少有1次完成的随访或正在住院的在册患者数")),
-            ("standard", _l("规范管理患者数"), _l("年内完成的随访间隔均不超过3个月的患者数")),
-            ("overdue", _l("逾期未随访"), _l("统计日在管且已过下次随访日期的患者数")),
-            ("lost", _l("失访患者数"), _l("统计日状态为失访的患者数")),
+            (
+                "new_registered",
+                gettext_lazy("本季度新登记"),
+                gettext_lazy("本季度纳入管理的在册患者数"),
+            ),
+            (
+                "managed",
+                gettext_lazy("在管患者数"),
+                gettext_lazy("年内至少有1次完成的随访或正在住院的在册患者数"),
+            ),
+            (
+                "standard",
+                gettext_lazy("规范管理患者数"),
+                gettext_lazy("年内完成的随访间隔均不超过3个月的患者数"),
+            ),
+            (
+                "overdue",
+                gettext_lazy("逾期未随访"),
+                gettext_lazy("统计日在管且已过下次随访日期的患者数"),
+            ),
+            ("lost", gettext_lazy("失访患者数"), gettext_lazy("统计日状态为失访的患者数")),
         ),
     ),
     (
-        OrganisationKind.POLICE_STATION,
+        KINDS[OrganisationKind.POLICE_STATION],
         (
-            ("police_registered", _l("公安已列管患者数"), _l("在册患者中公安已列管的人数")),
-            ("high_risk", _l("危险性3级及以上"), _l("最近一次危险性评估为3级及以上的在册患者数")),
+            (
+                "police_registered",
+                gettext_lazy("公安已列管患者数"),
+                gettext_lazy("在册患者中公安已列管的人数"),
+            ),
+            (
+                "high_risk",
+                gettext_lazy("危险性3级及以上"),
+                gettext_lazy("最近一次危险性评估为3级及以上的在册患者数"),
+            ),
             (
                 "incident_quarter",
-                _l("本季度肇事肇祸患者数"),
-                _l("本季度有肇事或肇祸记录的在册患者数"),
+                gettext_lazy("本季度肇事肇祸患者数"),
+                gettext_lazy("本季度有肇事或肇祸记录的在册患者数"),
             ),
-            ("lost", _l("失访患者数"), _l("需协查的失访患者数")),
+            ("lost", gettext_lazy("失访患者数"), gettext_lazy("需协查的失访患者数")),
         ),
     ),
     (
-        OrganisationKind.CIVIL_AFFAIRS_BUREAU,
+        KINDS[OrganisationKind.CIVIL_AFFAIRS_BUREAU],
         (
-            ("poor", _l("低保、特困患者数"), _l("困难类别为低保或特困的在册患者数")),
-            ("rehab", _l("参加社区康复患者数"), _l("参加社区康复的居家在册患者数")),
+            (
+                "poor",
+                gettext_lazy("低保、特困患者数"),
+                gettext_lazy("困难类别为低保或特困的在册患者数"),
+            ),
+            (
+                "rehab",
+                gettext_lazy("参加社区康复患者数"),
+                gettext_lazy("参加社区康复的居家在册患者数"),
+            ),
         ),
     ),
     (
-        OrganisationKind.FEDERATION,
-        (("certificate", _l("持残疾人证患者数"), _l("持有残疾人证的在册患者数")),),
+        KINDS[OrganisationKind.FEDERATION],
+        (
+            (
+                "certificate",
+                gettext_lazy("持残疾人证患者数"),
+                gettext_lazy("持有残疾人证的在册患者数"),
+            ),
+        ),
     ),
     (
-        OrganisationKind.GOVERNANCE_OFFICE,
+        LABOUR_OFFICE,
         (
-            ("reward_eligible", _l("符合以奖代补条件"), _l("监护人符合以奖代补条件的患者数")),
-            ("reward_active", _l("以奖代补发放中"), _l("监护人以奖代补正在发放的患者数")),
-            ("high_risk", _l("危险性3级及以上"), _l("需落实监护和关爱帮扶的高风险患者数")),
+            (
+                "insured",
+                gettext_lazy("参加基本医疗保险患者数"),
+                gettext_lazy(
+                    "参加城镇职工或城乡居民基本医疗保险（或其他医保）的在册患者数，取自患者登记的医保类别"
+                ),
+            ),
+            (
+                "uninsured",
+                gettext_lazy("未参保患者数"),
+                gettext_lazy("医保类别为“未参保”、需协助参保的在册患者数"),
+            ),
+        ),
+    ),
+    (
+        KINDS[OrganisationKind.GOVERNANCE_OFFICE],
+        (
+            (
+                "reward_eligible",
+                gettext_lazy("符合以奖代补条件"),
+                gettext_lazy("监护人符合以奖代补条件的患者数"),
+            ),
+            (
+                "reward_active",
+                gettext_lazy("以奖代补发放中"),
+                gettext_lazy("监护人以奖代补正在发放的患者数"),
+            ),
+            (
+                "high_risk",
+                gettext_lazy("危险性3级及以上"),
+                gettext_lazy("需落实监护和关爱帮扶的高风险患者数"),
+            ),
         ),
     ),
 )
@@ -240,7 +313,6 @@ def exchange_workbook(*, region: Region, period: Period, today: date) -> bytes:
     one row per township (village, for a township) and the total, columns
     grouped by the institution type that exchanges them."""
     main, rows, _below = selectors.breakdown(region=region, period=period, today=today)
-    kinds = dict(OrganisationKind.choices)
     wb = Workbook()
     ws = wb.active
     ws.title = _("信息交换表")
@@ -265,9 +337,9 @@ def exchange_workbook(*, region: Region, period: Period, today: date) -> bytes:
     ws.merge_cells(start_row=3, start_column=1, end_row=4, end_column=1)
     first = ws.cell(row=3, column=1, value=_("地区"))
     col = 2
-    for kind, cols in EXCHANGE_COLUMNS:
+    for group, cols in EXCHANGE_COLUMNS:
         ws.merge_cells(start_row=3, start_column=col, end_row=3, end_column=col + len(cols) - 1)
-        ws.cell(row=3, column=col, value=str(kinds[kind]))
+        ws.cell(row=3, column=col, value=str(group))
         for _key, label, _definition in cols:
             ws.cell(row=4, column=col, value=str(label))
             col += 1
@@ -305,9 +377,9 @@ def exchange_workbook(*, region: Region, period: Period, today: date) -> bytes:
     notes = wb.create_sheet(_("填表说明"))
     _header(notes, 1, [_("机构类型"), _("栏目"), _("口径")])
     r = 2
-    for kind, cols in EXCHANGE_COLUMNS:
+    for group, cols in EXCHANGE_COLUMNS:
         for _key, label, definition in cols:
-            notes.cell(row=r, column=1, value=str(kinds[kind]))
+            notes.cell(row=r, column=1, value=str(group))
             notes.cell(row=r, column=2, value=str(label))
             notes.cell(row=r, column=3, value=str(definition))
             r += 1

@@ -6,6 +6,23 @@ it. Every indicator is defined once, in ``INDICATORS``, as a numerator and a
 denominator over additive per-region counts (``COUNT_KEYS``); the engine
 counts patients, these rules turn counts into values, and pages, the API and
 the exports all call ``evaluate`` so their numbers agree.
+
+Choices where DOMAIN.md leaves room, kept here and in docs:
+
+- Medication and regular medication read the last completed follow-up *of
+  the year* (1 January to the statistics date): a patient with no contact
+  this year is not counted as taking medication on the strength of an older
+  visit (in hospital still counts for ``medication``).
+- Standard management: a patient registered at most three months before the
+  statistics date who has not been visited yet has no gap over three months
+  and counts as standard; a patient on the register longer needs completed
+  follow-ups that leave no such gap from 1 January (or registration).
+- Incidents: a trouble or disaster recorded by the police (``Incident``) or
+  answered on a completed follow-up form (``dangerous_behaviours``) in the
+  year; a patient counts once however many.
+- State on the statistics date: the running quarter reads the register as it
+  is now; a past quarter reads it as it was at the end of its statistics date
+  (``reports.engine.as_of_base``), so finalising it later changes nothing.
 """
 
 from __future__ import annotations
@@ -23,6 +40,11 @@ from django.utils.translation import gettext_lazy as _
 ERR_PERIOD_FORMAT = _("统计期的格式应为“年份Q季度”，例如 2026Q3。")
 ERR_PERIOD_FUTURE = _("该统计期尚未开始。")
 ERR_PERIOD_TOO_OLD = _("该统计期早于系统支持的范围。")
+ERR_PERIOD_BEFORE_DATA = _("该统计期早于系统中最早的数据（%(first)s），没有可统计的患者。")
+ERR_NOT_COMPUTED = _(
+    "该地区此统计期的汇总尚未生成：市级及以上地区只显示夜间汇总的结果，"
+    "请选择其他统计期或稍后再查看。"
+)
 
 FIRST_YEAR = 2000
 PERIOD_RE = re.compile(r"^(\d{4})Q([1-4])$")
@@ -158,6 +180,8 @@ PATIENT_COUNT_KEYS = (
     "in_hospital",
     "police_registered",
     "poor",  # dibao or tekun (exchange form, civil affairs)
+    "insured",  # in a basic medical insurance scheme (exchange form, labour office)
+    "uninsured",  # in none: to enrol (exchange form, labour office)
     "risk_0",
     "risk_1",
     "risk_2",
@@ -208,6 +232,20 @@ def rollup(
                 for key in PATIENT_COUNT_KEYS:
                     bucket[key] += int(counts.get(key) or 0)
     return out
+
+
+def drill_count(
+    counts: Mapping[str, int], numerator: str, denominator: str | None, missing: bool
+) -> int | None:
+    """The number a drill-down list stands for in ``counts``: the numerator,
+    or (``missing``) the denominator less the numerator."""
+    if numerator not in counts:
+        return None
+    if missing and denominator:
+        if denominator not in counts:
+            return None
+        return int(counts[denominator]) - int(counts[numerator])
+    return int(counts[numerator])
 
 
 def populations(regions: Iterable[tuple[str, str | None, int | None]]) -> dict[str, int | None]:

@@ -16,20 +16,42 @@ from datetime import date, datetime
 from decimal import Decimal
 from functools import cached_property
 
-from django.db.models import QuerySet
+from django.core.cache import cache
+from django.db.models import Min, QuerySet
 from django.db.models.expressions import RawSQL
 from django.http import Http404
 from django.utils import timezone
 
-from accounts.models import Region
-from accounts.roles import VIEW_AGGREGATES, VIEW_PATIENTS, fieldset_of
-from accounts.scoping import region_in_scope, regions_with_perm
+from accounts.models import Region, RegionLevel
+from accounts.roles import VIEW_AGGREGATES, VIEW_PATIENTS, Role, fieldset_of, role_of
+from accounts.scoping import inside_q, region_in_scope, regions_with_perm
 from audit.services import audit_record
 from patients.models import Patient
 from patients.selectors import patient_list_visible_to
-from reports import engine, reward, rules
+from reports import engine, reward, rules, services
 from reports.models import IndicatorSnapshot, IndicatorTarget
-from reports.rules import IndicatorValue, Period
+from reports.rules import (
+    ERR_NOT_COMPUTED,
+    ERR_PERIOD_BEFORE_DATA,
+    IndicatorValue,
+    Period,
+    PeriodError,
+)
+
+# Regions computed live when no stored row serves (one county's register is
+# one engine statement); above them only snapshots are read.
+LIVE_LEVELS = frozenset({RegionLevel.COUNTY, RegionLevel.TOWNSHIP, RegionLevel.VILLAGE})
+# Regions whose running quarter is always computed live, so a page agrees
+# with the list behind its numbers: a township costs ≈ 20–40 ms of database
+# time at 50,000 patients; a county ≈ 300–400 ms, over the dashboard's
+# 300 ms budget, so a county's running quarter is read from its snapshot
+# (≤ 15 minutes old) and its drill-down states that snapshot's time and count.
+LIVE_RUNNING_LEVELS = frozenset({RegionLevel.TOWNSHIP, RegionLevel.VILLAGE})
+# Departments that see their county's indicators through their patient scope,
+# counts only (the reward, rehab and certificate rates are theirs).
+PATIENT_SCOPE_AGGREGATE_ROLES = frozenset({Role.CIVIL_AFFAIRS, Role.DISABLED_FEDERATION})
+EARLIEST_PERIOD_CACHE = "reports:earliest-period"
+EARLIEST_PERIOD_SECONDS = 3600
 
 
 def _tops(regions: list[Region]) -> list[Region]:
@@ -41,9 +63,12 @@ def _tops(regions: list[Region]) -> list[Region]:
 
 
 def report_regions_for(user) -> list[Region]:
-    """The top regions whose indicators ``user`` may see (none: no dashboard)."""
+    """The top regions whose indicators ``user`` may see (none: no dashboard):
+    those of ``view_aggregates_in``, and the patient scope of health staff and
+    of civil affairs and the disabled persons' federation (counts only: only
+    health staff may open the patients behind a number)."""
     regions = list(regions_with_perm(user, VIEW_AGGREGATES))
-    if fieldset_of(user) == "health":
+    if fieldset_of(user) == "health" or role_of(user) in PATIENT_SCOPE_AGGREGATE_ROLES:
         regions += regions_with_perm(user, VIEW_PATIENTS)
     return _tops(regions)
 
@@ -88,6 +113,35 @@ def drilldown_region_get_for_user(*, user, code: str, request=None) -> Region:
     if region is None or not can_drill_down(user, region):
         _deny(user, code or "", request)
     return region
+
+
+# --- periods ------------------------------------------------------------------
+
+
+def earliest_period() -> Period:
+    """The first quarter with data: the earliest registration or stored
+    snapshot (cached for an hour)."""
+    code = cache.get(EARLIEST_PERIOD_CACHE)
+    if code is None:
+        first = Patient.objects.aggregate(first=Min("registered_on"))["first"]
+        snap = IndicatorSnapshot.objects.aggregate(first=Min("period"))["first"]
+        candidates = [Period.containing(first)] if first else []
+        if snap:
+            candidates.append(Period.parse(snap))
+        code = (min(candidates) if candidates else Period.containing(timezone.localdate())).code
+        cache.set(EARLIEST_PERIOD_CACHE, code, EARLIEST_PERIOD_SECONDS)
+    return Period.parse(code)
+
+
+def period_check(period: Period, today: date) -> Period:
+    """``period`` if it can be reported: started, and not before the first
+    quarter with data (looked up only for quarters older than the trend)."""
+    period.statistics_date(today)  # PeriodError when it has not started
+    if period < Period.containing(today).last_n(rules.TREND_QUARTERS)[0]:
+        first = earliest_period()
+        if period < first:
+            raise PeriodError(ERR_PERIOD_BEFORE_DATA % {"first": first.label})
+    return period
 
 
 # --- targets ------------------------------------------------------------------
@@ -154,13 +208,33 @@ def _from_snapshot(region, period, snap, targets) -> RegionReport:
     )
 
 
+def _always_live(region: Region, period: Period, today: date) -> bool:
+    return region.level in LIVE_RUNNING_LEVELS and period.is_current(today)
+
+
+def snapshot_row(*, region: Region, period: Period) -> IndicatorSnapshot | None:
+    """The stored row of ``region`` and ``period``: a drill-down opened from a
+    number read from it states its time and count beside the live list."""
+    return IndicatorSnapshot.objects.filter(region=region, period=period.code).first()
+
+
 def reports_for(
     *, anchor: Region, regions: list[Region], period: Period, today: date
 ) -> dict[str, RegionReport]:
     """Reports of ``regions`` (``anchor`` and regions inside it) for
-    ``period``: from the snapshots when ``anchor`` has one, else computed
-    live (one engine statement over ``anchor``) — a fixed number of queries
-    whatever the number of regions."""
+    ``period``, in a fixed number of queries whatever the number of regions:
+
+    - the running quarter of a township or village is computed live (one
+      engine statement over ``anchor``), so the numbers are those the
+      drill-down lists; reward coverage, which the subsidies app computes,
+      comes from the quarter's latest snapshot rows when there are any;
+    - any other quarter, and every quarter of a county or above, is read
+      from the snapshots; a county or a region below it without one is
+      computed live;
+    - a city or province without a snapshot for the quarter raises
+      PeriodError (ERR_NOT_COMPUTED): computed live it would read the whole
+      register (minutes, not a page).
+    """
     statistics_date = period.statistics_date(today)
     targets = targets_for(regions, period.year)
     snaps = {
@@ -169,7 +243,7 @@ def reports_for(
             period=period.code, region_id__in=[r.code for r in regions]
         )
     }
-    if anchor.code in snaps:
+    if anchor.code in snaps and not _always_live(anchor, period, today):
         return {
             r.code: (
                 _from_snapshot(r, period, snaps[r.code], targets[r.code])
@@ -178,10 +252,16 @@ def reports_for(
             )
             for r in regions
         }
+    if anchor.level not in LIVE_LEVELS:
+        raise PeriodError(ERR_NOT_COMPUTED)
     counts = engine.subtree_counts(region=anchor, period=period, today=today)
-    extra = reward.coverage_counts(anchor, statistics_date)
-    if extra is not None:
-        counts[anchor.code].update(extra)
+    for code, snap in snaps.items():
+        if code in counts and all(key in snap.counts for key in rules.REWARD_KEYS):
+            counts[code].update({key: snap.counts[key] for key in rules.REWARD_KEYS})
+    if not all(key in counts[anchor.code] for key in rules.REWARD_KEYS):
+        extra = reward.coverage_counts(anchor, statistics_date)
+        if extra is not None:
+            counts[anchor.code].update(extra)
     return {
         r.code: RegionReport(
             r,
@@ -318,3 +398,38 @@ def drilldown_patients(
         )
     # the engine's own statement; every value in it is a parameter
     return patient_list_visible_to(user=user).filter(pk__in=RawSQL(sql, params))  # noqa: S611
+
+
+# --- targets page ---------------------------------------------------------------
+
+TARGET_LEVELS = (RegionLevel.PROVINCE, RegionLevel.CITY, RegionLevel.COUNTY, RegionLevel.TOWNSHIP)
+
+
+def can_set_targets(user) -> bool:
+    return role_of(user) in services.TARGET_ROLES
+
+
+def target_regions_for(user) -> list[Region]:
+    """Regions whose targets ``user`` may set (townships and above): the
+    regions of ``view_aggregates_in`` and those inside them; any for the
+    system administrator."""
+    role = role_of(user)
+    if role not in services.TARGET_ROLES:
+        return []
+    qs = Region.objects.filter(level__in=TARGET_LEVELS)
+    if role != Role.ADMIN:
+        tops = _tops(list(regions_with_perm(user, VIEW_AGGREGATES)))
+        if not tops:
+            return []
+        qs = qs.filter(inside_q(tops, path_field="path"))
+    return list(qs.order_by("path"))
+
+
+def target_list_for(*, user, year: int) -> QuerySet[IndicatorTarget]:
+    """The targets of ``year`` the user may change, by region."""
+    regions = target_regions_for(user)
+    return (
+        IndicatorTarget.objects.filter(year=year, region__in=regions)
+        .select_related("region")
+        .order_by("region__path", "indicator")
+    )

@@ -111,15 +111,20 @@ def snapshot_rollup(
     *, region: Region, period: Period, today: date | None = None, final: bool = False
 ) -> int:
     """Store ``region``'s row as the sum of its children's rows (regions
-    above the county: cities, provinces). Returns rows written (0 or 1)."""
+    above the county: cities, provinces). Returns rows written (0 or 1).
+
+    Only when every child has a row for the period: a sum of some children
+    would be stored as the region's total (at the start of a quarter, before
+    every county was computed), so the row is left as it is instead."""
     today = today or timezone.localdate()
     _lock()
+    expected = set(Region.objects.filter(parent=region).values_list("code", flat=True))
     children = list(
         IndicatorSnapshot.objects.filter(period=period.code, region__parent=region).select_related(
             "region"
         )
     )
-    if not children:
+    if not children or {c.region_id for c in children} != expected:
         return 0
     statistics_date = period.statistics_date(today)
     counts = rules.sum_counts(c.counts for c in children)
@@ -206,14 +211,32 @@ def changed_counties(*, since: datetime) -> list[Region]:
     return list(Region.objects.filter(level=RegionLevel.COUNTY, code__in=wanted).order_by("code"))
 
 
+def counties_without_row(period: Period) -> list[Region]:
+    """Counties with no stored row for ``period`` (every county, on the first
+    run of a quarter)."""
+    stored = IndicatorSnapshot.objects.filter(period=period.code).values("region_id")
+    return list(
+        Region.objects.filter(level=RegionLevel.COUNTY).exclude(code__in=stored).order_by("code")
+    )
+
+
 def snapshots_refresh_changed(*, since: datetime, today: date | None = None) -> dict:
-    """The incremental refresh: only counties whose data changed since
-    ``since``, only the quarters still open."""
+    """The incremental refresh of the quarters still open: the counties whose
+    data changed since ``since``, and every county that has no row for the
+    quarter yet (so a city or province is never the sum of some counties)."""
     today = today or timezone.localdate()
-    counties = changed_counties(since=since)
-    periods = [(p, final) for p, final in _open_periods(today) if not final]
-    rows = _refresh(counties, periods, today) if counties else 0
-    return {"rows": rows, "counties": len(counties)}
+    changed = changed_counties(since=since)
+    rows, refreshed = 0, set()
+    for period, final in _open_periods(today):
+        if final:
+            continue
+        by_code = {c.code: c for c in changed}
+        by_code.update({c.code: c for c in counties_without_row(period)})
+        counties = [by_code[code] for code in sorted(by_code)]
+        if counties:
+            rows += _refresh(counties, [(period, final)], today)
+            refreshed.update(by_code)
+    return {"rows": rows, "counties": len(refreshed)}
 
 
 # --- targets ------------------------------------------------------------------
@@ -229,17 +252,10 @@ def _check_target_capability(by, region: Region) -> None:
         raise DomainError(ERR_TARGET_NOT_ALLOWED)
 
 
-@transaction.atomic
-def target_set(
-    *,
-    indicator: str,
-    region: Region,
-    year: int,
-    value: Decimal,
-    by,
-    source: str = "",
-) -> IndicatorTarget:
-    """Create or change the target of one indicator for a region and year."""
+def target_check(*, indicator: str, region: Region, value, by) -> Decimal:
+    """Raise DomainError unless ``by`` may set ``indicator``'s target for
+    ``region`` to ``value``; returns the value as a Decimal. The same checks
+    guard the page, the API and the Django admin."""
     _check_target_capability(by, region)
     definition = BY_KEY.get(indicator)
     if definition is None or definition.higher_is_better is None:
@@ -249,12 +265,29 @@ def target_set(
         raise DomainError(ERR_TARGET_NEGATIVE, field="value")
     if definition.unit == PERCENT and value > 100:
         raise DomainError(ERR_TARGET_VALUE, field="value")
+    return value
+
+
+@transaction.atomic
+def target_set(
+    *,
+    indicator: str,
+    region: Region,
+    year: int,
+    value: Decimal,
+    by,
+    source: str = "",
+    request=None,
+) -> IndicatorTarget:
+    """Create or change the target of one indicator for a region and year."""
+    value = target_check(indicator=indicator, region=region, value=value, by=by)
     target = (
         IndicatorTarget.objects.select_for_update()
         .filter(indicator=indicator, region=region, year=year)
         .first()
     ) or IndicatorTarget(indicator=indicator, region=region, year=year)
     created = target.pk is None
+    before = None if created else str(target.value)
     target.value = value
     target.source = source
     target.full_clean()
@@ -270,7 +303,32 @@ def target_set(
             "region": region.code,
             "year": year,
             "value": str(value),
+            "before": before,
             "created": created,
         },
+        request=request,
     )
     return target
+
+
+@transaction.atomic
+def target_delete(*, target: IndicatorTarget, by, request=None) -> None:
+    """Remove a target (the nearest ancestor's applies again)."""
+    _check_target_capability(by, target.region)
+    detail = {
+        "indicator": target.indicator,
+        "region": target.region_id,
+        "year": target.year,
+        "value": str(target.value),
+    }
+    pk = target.pk
+    history_stamp(target, user=by, reason="report.target_deleted")
+    target.delete()
+    audit_record(
+        actor=by,
+        action="report.target_deleted",
+        object_type="indicator_target",
+        object_id=pk,
+        detail=detail,
+        request=request,
+    )

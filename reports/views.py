@@ -9,21 +9,25 @@ from __future__ import annotations
 
 from urllib.parse import urlencode
 
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.http import Http404, HttpResponse
-from django.shortcuts import render
+from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.cache import never_cache
-from django.views.decorators.http import require_GET
+from django.views.decorators.http import require_GET, require_http_methods
 
 from accounts.models import Region
 from accounts.roles import fieldset_of
 from audit.services import audit_record
+from core.errors import DomainError
 from patients.fieldsets import FULL_ID_FIELDSETS
 from patients.models import Patient
-from reports import engine, exports, rules, selectors
+from reports import engine, exports, rules, selectors, services
+from reports.forms import TargetForm
 from reports.rules import BY_KEY, COUNT, Period, PeriodError
 
 PAGE_SIZE = 30
@@ -77,15 +81,29 @@ TREND_SERIES = (
 
 
 def _period_from(request, today) -> Period:
+    """The ``period`` parameter (default: the running quarter); PeriodError
+    when malformed, not started or before the first data."""
     code = request.GET.get("period")
     if not code:
         return Period.containing(today)
-    try:
-        period = Period.parse(code)
-        period.statistics_date(today)
-    except PeriodError as exc:
-        raise Http404 from exc
-    return period
+    return selectors.period_check(Period.parse(code), today)
+
+
+def _refused(request, *, region: Region, today, error: PeriodError, status: int = 400):
+    """The page that says why a period cannot be shown, with the quarters
+    that can (400 for a bad period, 200 for one not summed up yet)."""
+    choices = Period.containing(today).last_n(rules.TREND_QUARTERS)
+    return render(
+        request,
+        "reports/unavailable.html",
+        {
+            "region": region,
+            "message": error.message,
+            "period_choices": list(reversed(choices)),
+            "dashboard_url": reverse("reports:dashboard"),
+        },
+        status=status,
+    )
 
 
 def _query(**params) -> str:
@@ -96,14 +114,20 @@ def _dashboard_url(region: Region, period: Period) -> str:
     return f"{reverse('reports:dashboard')}?{_query(region=region.code, period=period.code)}"
 
 
-def _drill_url(region: Region, period: Period, key: str, *, missing: bool = False) -> str:
+def _drill_url(
+    region: Region, period: Period, key: str, *, missing: bool = False, snapshot: bool = False
+) -> str:
+    """The list behind a number; ``snapshot``: the number was read from a
+    stored snapshot, which the list then names (time and count)."""
     params = {"region": region.code, "period": period.code, "indicator": key}
     if missing:
         params["missing"] = "1"
+    if snapshot:
+        params["snapshot"] = "1"
     return f"{reverse('reports:patients')}?{_query(**params)}"
 
 
-def _card(value: rules.IndicatorValue, *, region, period, drill: bool) -> dict:
+def _card(value: rules.IndicatorValue, *, region, period, drill: bool, snapshot: bool) -> dict:
     ind = value.indicator
     can_open = drill and ind.drill and value.available
     return {
@@ -118,9 +142,9 @@ def _card(value: rules.IndicatorValue, *, region, period, drill: bool) -> dict:
         "target_display": _target_display(value),
         "below": value.met is False,
         "available": value.available,
-        "drill_url": _drill_url(region, period, ind.key) if can_open else "",
+        "drill_url": _drill_url(region, period, ind.key, snapshot=snapshot) if can_open else "",
         "missing_url": (
-            _drill_url(region, period, ind.key, missing=True)
+            _drill_url(region, period, ind.key, missing=True, snapshot=snapshot)
             if can_open and ind.unit != COUNT and value.denominator
             else ""
         ),
@@ -142,7 +166,7 @@ def _cells(report: selectors.RegionReport, *, drill: bool) -> list[dict]:
         value = by_key[key]
         url = ""
         if drill and value.indicator.drill and value.available and value.numerator:
-            url = _drill_url(report.region, report.period, key)
+            url = _drill_url(report.region, report.period, key, snapshot=not report.live)
         cells.append(
             {
                 "key": key,
@@ -198,7 +222,11 @@ def _risk_rows(report: selectors.RegionReport, *, drill: bool) -> list[dict]:
                 "label": selectors.RISK_LABELS[key],
                 "count": n if n is not None else "—",
                 "share": rules.ratio(n, registered, 100) if n is not None else None,
-                "drill_url": (_drill_url(report.region, report.period, key) if drill and n else ""),
+                "drill_url": (
+                    _drill_url(report.region, report.period, key, snapshot=not report.live)
+                    if drill and n
+                    else ""
+                ),
             }
         )
     return rows
@@ -236,7 +264,13 @@ def dashboard_context(*, user, region: Region, period: Period, today) -> dict:
             {
                 "title": title,
                 "cards": [
-                    _card(main.by_key[key], region=region, period=period, drill=drill)
+                    _card(
+                        main.by_key[key],
+                        region=region,
+                        period=period,
+                        drill=drill,
+                        snapshot=not main.live,
+                    )
                     for key in keys
                 ],
             }
@@ -262,6 +296,7 @@ def dashboard_context(*, user, region: Region, period: Period, today) -> dict:
             "values": [main.counts.get(k) for k in rules.RISK_KEYS],
         },
         "reward_available": main.by_key["reward_coverage"].available,
+        "targets_url": reverse("reports:targets") if selectors.can_set_targets(user) else "",
         "drill": drill,
         "export_url": f"{reverse('reports:export-indicators')}?"
         + _query(region=region.code, period=period.code),
@@ -279,8 +314,14 @@ def dashboard(request):
     region = selectors.report_region_get_for_user(
         user=request.user, code=request.GET.get("region"), request=request
     )
-    period = _period_from(request, today)
-    context = dashboard_context(user=request.user, region=region, period=period, today=today)
+    try:
+        period = _period_from(request, today)
+    except PeriodError as exc:
+        return _refused(request, region=region, today=today, error=exc)
+    try:
+        context = dashboard_context(user=request.user, region=region, period=period, today=today)
+    except PeriodError as exc:  # a city or province not summed up for the quarter
+        return _refused(request, region=region, today=today, error=exc, status=200)
     return render(request, "reports/dashboard.html", context)
 
 
@@ -305,7 +346,10 @@ def drilldown(request):
     region = selectors.drilldown_region_get_for_user(
         user=user, code=request.GET.get("region", ""), request=request
     )
-    period = _period_from(request, today)
+    try:
+        period = _period_from(request, today)
+    except PeriodError as exc:
+        return _refused(request, region=region, today=today, error=exc)
     target = selectors.drill_targets().get(request.GET.get("indicator", ""))
     if target is None:
         raise Http404
@@ -331,6 +375,12 @@ def drilldown(request):
         },
         request=request,
     )
+    snapshot = None
+    if request.GET.get("snapshot") == "1":
+        row = selectors.snapshot_row(region=region, period=period)
+        if row is not None:
+            shown = rules.drill_count(row.counts, target.numerator, target.denominator, missing)
+            snapshot = {"computed_at": row.computed_at, "final": row.final, "count": shown}
     full_id = fieldset_of(user) in FULL_ID_FIELDSETS
     base = _query(
         region=region.code,
@@ -346,10 +396,17 @@ def drilldown(request):
         "page": page,
         "count": paginator.count,
         "rows": [_drill_row(p, full_id=full_id) for p in patients],
+        "snapshot": snapshot,
         "page_query": base,
         "back_url": _dashboard_url(region, period),
         "toggle_url": (
-            _drill_url(region, period, target.key, missing=not missing)
+            _drill_url(
+                region,
+                period,
+                target.key,
+                missing=not missing,
+                snapshot=snapshot is not None,
+            )
             if target.denominator
             else ""
         ),
@@ -378,8 +435,11 @@ def export_indicators(request):
     region = selectors.report_region_get_for_user(
         user=user, code=request.GET.get("region"), request=request
     )
-    period = _period_from(request, today)
-    content = exports.indicators_workbook(region=region, period=period, today=today)
+    try:
+        period = _period_from(request, today)
+        content = exports.indicators_workbook(region=region, period=period, today=today)
+    except PeriodError as exc:
+        return _refused(request, region=region, today=today, error=exc)
     audit_record(
         actor=user,
         action="report.export",
@@ -401,8 +461,11 @@ def export_exchange(request):
     region = selectors.report_region_get_for_user(
         user=user, code=request.GET.get("region"), request=request
     )
-    period = _period_from(request, today)
-    content = exports.exchange_workbook(region=region, period=period, today=today)
+    try:
+        period = _period_from(request, today)
+        content = exports.exchange_workbook(region=region, period=period, today=today)
+    except PeriodError as exc:
+        return _refused(request, region=region, today=today, error=exc)
     audit_record(
         actor=user,
         action="report.export",
@@ -421,3 +484,59 @@ def _xlsx(content: bytes, filename: str) -> HttpResponse:
     response = HttpResponse(content, content_type=XLSX)
     response["Content-Disposition"] = f'attachment; filename="{filename}"'
     return response
+
+
+@never_cache
+@require_http_methods(["GET", "POST"])
+def targets(request):
+    """``/reports/targets/``: the targets of a year for the regions the user
+    may set them for (officials, prevention staff, the system administrator),
+    and a form to set one through ``services.target_set`` (checked, kept in
+    the history and audited)."""
+    user = request.user
+    if not selectors.can_set_targets(user):
+        raise PermissionDenied
+    regions = selectors.target_regions_for(user)
+    today = timezone.localdate()
+    try:
+        year = int(request.GET.get("year") or today.year)
+    except ValueError:
+        year = today.year
+    initial = {"year": year, "region": regions[0].code if regions else None}
+    data = request.POST if request.method == "POST" else None
+    form = TargetForm(data, regions=regions, initial=initial)
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        try:
+            services.target_set(
+                indicator=data["indicator"],
+                region=data["region"],
+                year=data["year"],
+                value=data["value"],
+                source=data["source"],
+                by=user,
+                request=request,
+            )
+        except DomainError as exc:
+            form.add_error(exc.field if exc.field in form.fields else None, exc.message)
+        else:
+            messages.success(request, _("指标目标已保存。"))
+            return redirect(f"{reverse('reports:targets')}?{_query(year=data['year'])}")
+    rows = [
+        {
+            "region": t.region,
+            "indicator": BY_KEY[t.indicator].label,
+            "value": t.value,
+            "unit": {rules.PERCENT: "%", rules.PERMILLE: "‰"}.get(BY_KEY[t.indicator].unit, ""),
+            "source": t.source,
+        }
+        for t in selectors.target_list_for(user=user, year=year)
+    ]
+    context = {
+        "form": form,
+        "rows": rows,
+        "year": year,
+        "years": list(range(today.year + 1, today.year - 5, -1)),
+        "dashboard_url": reverse("reports:dashboard"),
+    }
+    return render(request, "reports/targets.html", context)

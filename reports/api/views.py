@@ -1,7 +1,9 @@
 """``GET /api/v1/reports/indicators/?region=&period=`` (API.md).
 
 Same scope as the dashboard (a region outside it is 404 and audited) and the
-same numbers: ``reports.selectors.region_report``.
+same numbers: ``reports.selectors.region_report``. A period that has not
+started, lies before the first data, or (for a city or province) has no
+snapshot yet is refused with 400 and the reason under ``period``.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from rest_framework.views import APIView
 
 from reports import selectors
 from reports.api.serializers import IndicatorQuerySerializer, IndicatorReportSerializer
-from reports.rules import ERR_PERIOD_FUTURE, Period
+from reports.rules import Period, PeriodError
 
 
 class IndicatorReportView(APIView):
@@ -33,10 +35,12 @@ class IndicatorReportView(APIView):
         query.is_valid(raise_exception=True)
         today = timezone.localdate()
         period = query.validated_data.get("period") or Period.containing(today)
-        if period.is_future(today):
-            raise serializers.ValidationError({"period": [str(ERR_PERIOD_FUTURE)]})
         region = selectors.report_region_get_for_user(
             user=request.user, code=query.validated_data.get("region"), request=request
         )
-        report = selectors.region_report(region=region, period=period, today=today)
+        try:
+            selectors.period_check(period, today)
+            report = selectors.region_report(region=region, period=period, today=today)
+        except PeriodError as exc:  # not started, before the data, or not summed up
+            raise serializers.ValidationError({"period": [str(exc.message)]}) from exc
         return Response(IndicatorReportSerializer(report).data)

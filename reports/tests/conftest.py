@@ -71,11 +71,13 @@ MEMBERSHIP: dict[str, tuple[str, set[str]]] = {
             "risk_0",
         },
     ),
-    # lost since 1 March; last follow-up (regular) in November 2024
-    "失访": ("A2", {"lost", "medication", "regular_medication", "at_home", "risk_0"}),
+    # lost since 1 March; last follow-up (regular) in November 2024: not
+    # counted as on medication in 2025 (rules: the year's follow-ups only)
+    "失访": ("A2", {"lost", "at_home", "risk_0"}),
     # in hospital, no follow-up
     "住院": ("A2", {"managed", "medication", "in_hospital", "risk_none"}),
-    "拒绝": ("A1", {"at_home", "risk_none"}),
+    # refused, no medical insurance
+    "拒绝": ("A1", {"at_home", "risk_none", "uninsured"}),
     # one visit on 5 January: more than three months before the statistics date
     "逾期": (
         "A1",
@@ -148,6 +150,8 @@ def expected(township: str | None = None) -> dict[str, int]:
         if township is None or town == township:
             counts["registered"] += 1
             counts.update(sets)
+            if "uninsured" not in sets:
+                counts["insured"] += 1
     return {key: counts.get(key, 0) for key in PATIENT_COUNT_KEYS}
 
 
@@ -212,7 +216,7 @@ def county(world):
     rf.followup(p["失访"], date(2024, 11, 1))
 
     make("住院", by_b, A2, registered_on=old, in_hospital=True)
-    make("拒绝", by_a, A1, registered_on=old, status="refused")
+    make("拒绝", by_a, A1, registered_on=old, status="refused", insurance="none")
 
     make("逾期", by_a, A1, registered_on=old, risk_level=0, next_followup_due=date(2025, 4, 5))
     rf.followup(p["逾期"], date(2025, 1, 5))
@@ -255,5 +259,5 @@ def county(world):
     )
     make("新登记", by_a, A1, registered_on=date(2025, 7, 5))
     make("外县", u.doctor_c, C1, registered_on=old, risk_level=5)
-    rf.followup(p["外县"], date(2025, 4, 2))
+    rf.followup(p["外县"], date(2025, 4, 2), risk=5)
     return SimpleNamespace(world=world, p=p)

@@ -213,3 +213,75 @@ def test_only_officials_and_prevention_staff_set_targets_in_their_scope(world):
             by=world.users.official,
         )
     assert exc.value.message == ERR_TARGET_VALUE
+
+
+# --- a quarter's first run: every county, and no partial parent rows ----------------
+
+
+def test_the_first_run_of_a_quarter_refreshes_every_county_before_summing_them(county):
+    """Only county A changed on 2 July, but county C has no row for 2025Q3
+    yet: both are computed, so the city and province rows are complete."""
+    services.snapshots_nightly(today=date(2025, 6, 20))  # 2025Q2 runs
+    assert not IndicatorSnapshot.objects.filter(period="2025Q3").exists()
+    since = timezone.now()
+    rf.followup(county.p["拒绝"], date(2025, 7, 1))
+    result = services.snapshots_refresh_changed(since=since, today=date(2025, 7, 2))
+    assert result["counties"] == 2
+    q3 = Period(2025, 3)
+    county_a, county_c = _counts("990102", q3), _counts("990103", q3)
+    assert county_c["registered"] == 1
+    for parent in ("990100", "990000"):
+        row = _counts(parent, q3)
+        assert row["registered"] == county_a["registered"] + county_c["registered"]
+        assert row["managed"] == county_a["managed"] + county_c["managed"]
+
+
+def test_a_parent_is_not_summed_while_a_child_has_no_row(county):
+    q3, on = Period(2025, 3), date(2025, 7, 2)
+    services.snapshot_refresh_county(county=county.world.county_a, period=q3, today=on)
+    city = county.world.county_a.parent
+    assert services.snapshot_rollup(region=city, period=q3, today=on) == 0
+    assert not IndicatorSnapshot.objects.filter(region=city, period="2025Q3").exists()
+    services.snapshot_refresh_county(county=county.world.county_c, period=q3, today=on)
+    assert services.snapshot_rollup(region=city, period=q3, today=on) == 1
+
+
+# --- targets: the Django admin goes through the service ------------------------------
+
+
+def _admin_form(user, data, obj=None):
+    from django.contrib import admin
+    from django.test import RequestFactory
+
+    from reports.admin import IndicatorTargetAdmin
+
+    request = RequestFactory().post("/admin/reports/indicatortarget/add/")
+    request.user = user
+    model_admin = IndicatorTargetAdmin(IndicatorTarget, admin.site)
+    form_class = model_admin.get_form(request, obj, change=obj is not None)
+    return request, model_admin, form_class(data=data, instance=obj)
+
+
+def test_the_admin_checks_targets_like_the_service_and_audits_them(world):
+    from audit.models import AuditEvent
+
+    admin_user = world.users.admin
+    data = {"indicator": "management_rate", "region": "990102", "year": 2025, "source": "县方案"}
+    _request, _admin, form = _admin_form(admin_user, {**data, "value": "101"})
+    assert not form.is_valid()
+    assert str(ERR_TARGET_VALUE) in str(form.errors["value"])
+    _request, _admin, form = _admin_form(world.users.police_a, {**data, "value": "90"})
+    assert not form.is_valid()
+    assert str(ERR_TARGET_NOT_ALLOWED) in str(form.errors)
+    request, model_admin, form = _admin_form(admin_user, {**data, "value": "90"})
+    assert form.is_valid(), form.errors
+    obj = form.save(commit=False)
+    model_admin.save_model(request, obj, form, change=False)
+    target = IndicatorTarget.objects.get()
+    assert target.value == Decimal("90") and obj.pk == target.pk
+    event = AuditEvent.objects.filter(action="report.target_set").latest("id")
+    assert event.actor_id == admin_user.pk and event.detail["value"] == "90"
+    assert target.history.latest().history_change_reason == "report.target_set"
+    model_admin.delete_model(request, target)
+    assert not IndicatorTarget.objects.exists()
+    assert AuditEvent.objects.filter(action="report.target_deleted").exists()

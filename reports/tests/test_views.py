@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import date
+from decimal import Decimal
 from io import BytesIO
 
 import pytest
+import time_machine
 from django.urls import reverse
 from django.utils import timezone
 from openpyxl import load_workbook
@@ -14,8 +17,9 @@ from accounts.tests import factories as af
 from audit.models import AuditEvent
 from patients.tests import factories as pf
 from reports import services
-from reports.models import IndicatorSnapshot
-from reports.rules import Period
+from reports.models import IndicatorSnapshot, IndicatorTarget
+from reports.rules import ERR_NOT_COMPUTED, ERR_PERIOD_FORMAT, ERR_PERIOD_FUTURE, Period
+from reports.tests import factories as rf
 from reports.tests.conftest import FULL_NAMES, PERIOD, TODAY, short
 
 pytestmark = pytest.mark.django_db
@@ -132,21 +136,115 @@ def test_a_region_outside_the_scope_is_404_and_audited(client, snapshots, person
     assert row.object_id == region and row.actor_id == user.pk
 
 
-@pytest.mark.parametrize("persona", ["police_a", "civil", "dpf", "admin"])
+@pytest.mark.parametrize("persona", ["police_a", "admin"])
 def test_roles_without_aggregates_have_no_dashboard(client, world, persona):
     assert _page(client, getattr(world.users, persona)).status_code == 404
 
 
-@pytest.mark.parametrize("period", ["2025Q5", "abc", "2099Q1"])
-def test_an_invalid_or_future_period_is_404(client, world, period):
-    assert _page(client, world.users.official, period=period).status_code == 404
-
-
-def test_dashboard_without_a_snapshot_is_computed_live(client, county):
-    response = _page(client, county.world.users.official, period="2025Q2")
+@pytest.mark.parametrize("persona", ["civil", "dpf"])
+def test_civil_affairs_and_the_federation_see_their_countys_counts_only(client, snapshots, persona):
+    response = _page(client, getattr(snapshots.world.users, persona), period="2025Q2")
     assert response.status_code == 200
-    assert response.context["report"].live is True
-    assert "66.67%" in response.content.decode()
+    assert response.context["region"].code == "990102"
+    html = response.content.decode()
+    assert "66.67%" in html and "残疾证持证率" in html and "社区康复参与率" in html
+    assert DRILL not in html
+    for name in NAMES:
+        assert name not in html
+
+
+@pytest.mark.parametrize(
+    ("period", "message"),
+    [
+        ("2025Q5", ERR_PERIOD_FORMAT),
+        ("abc", ERR_PERIOD_FORMAT),
+        ("2099Q1", ERR_PERIOD_FUTURE),
+        ("2019Q1", "2019年第2季度"),  # before the first registration (1 June 2019)
+    ],
+)
+def test_an_invalid_future_or_too_old_period_is_refused_with_a_reason(
+    client, county, period, message
+):
+    response = _page(client, county.world.users.official, period=period)
+    assert response.status_code == 400
+    assert str(message) in response.content.decode()
+    assert response.context["period_choices"]
+
+
+def test_the_first_quarter_with_data_is_computed_live(client, county):
+    response = _page(client, county.world.users.official, period="2019Q2")
+    assert response.status_code == 200
+    assert response.context["report"].counts["registered"] == 12
+
+
+def test_a_province_without_a_snapshot_is_not_computed_live(client, county):
+    from accounts.models import OrganisationKind
+    from accounts.roles import Role
+
+    province = county.world.county_a.parent.parent
+    org = af.organisation("省卫健委", OrganisationKind.HEALTH_BUREAU, province)
+    official = af.staff("official_p", Role.OFFICIAL, org)
+    response = _page(client, official, period="2025Q2")
+    assert response.status_code == 200
+    assert response.context["region"].code == "990000"
+    assert str(ERR_NOT_COMPUTED) in response.content.decode()
+    assert "report" not in response.context
+    services.snapshots_nightly(today=TODAY)
+    response = _page(client, official, period="2025Q2")
+    assert response.context["report"].counts["registered"] == 13
+    assert response.context["report"].live is False
+
+
+def _card(response, key: str) -> dict:
+    return next(c for s in response.context["sections"] for c in s["cards"] if c["key"] == key)
+
+
+@time_machine.travel("2025-08-15 10:00 +0800", tick=False)
+def test_a_townships_running_quarter_agrees_with_its_drilldown_despite_a_stale_snapshot(
+    client, county
+):
+    """The snapshot of 2025Q3 was taken before three home visits in township
+    A2; its page counts them at once, as the list behind the number does."""
+    services.snapshots_nightly(today=date(2025, 8, 15))
+    stale = IndicatorSnapshot.objects.get(region_id="990102002", period="2025Q3").counts
+    for name in ("失访", "住院", "未访到"):
+        rf.followup(county.p[name], date(2025, 8, 14))
+    doctor = county.world.users.doctor_b  # township A2
+    response = _page(client, doctor)
+    report = response.context["report"]
+    assert report.region.code == "990102002" and report.period == Period(2025, 3)
+    assert report.live is True
+    assert report.counts["face_to_face"] == stale["face_to_face"] + 3
+    card = _card(response, "face_to_face_rate")
+    assert "snapshot=" not in card["drill_url"]
+    drill = client.get(card["drill_url"].replace("&amp;", "&"))
+    assert drill.context["count"] == card["numerator"] == report.counts["face_to_face"]
+    assert drill.context["snapshot"] is None
+    api = client.get("/api/v1/reports/indicators/", {"region": "990102002"}).json()
+    assert api["source"] == "live"
+    assert api["indicators"]["face_to_face_rate"]["numerator"] == card["numerator"]
+
+
+@time_machine.travel("2025-08-15 10:00 +0800", tick=False)
+def test_a_county_page_reads_its_snapshot_and_the_drilldown_states_it(client, county):
+    """A county computed live would cost more than the page's budget: its
+    running quarter comes from the snapshot, and the list behind a number
+    says which snapshot (time and count) the number was read from."""
+    services.snapshots_nightly(today=date(2025, 8, 15))
+    row = IndicatorSnapshot.objects.get(region_id="990102", period="2025Q3")
+    for name in ("失访", "住院", "未访到"):
+        rf.followup(county.p[name], date(2025, 8, 14))
+    hospital = county.world.users.hospital  # health staff over the county
+    response = _page(client, hospital, region="990102")
+    assert response.context["report"].live is False
+    card = _card(response, "face_to_face_rate")
+    assert card["numerator"] == row.counts["face_to_face"]
+    assert "snapshot=1" in card["drill_url"]
+    drill = client.get(card["drill_url"].replace("&amp;", "&"))
+    assert drill.context["count"] == row.counts["face_to_face"] + 3
+    assert drill.context["snapshot"]["count"] == row.counts["face_to_face"]
+    html = drill.content.decode()
+    assert timezone.localtime(row.computed_at).strftime("%Y-%m-%d %H:%M") in html
 
 
 def _add_townships(world, n: int) -> None:
@@ -157,15 +255,18 @@ def _add_townships(world, n: int) -> None:
 
 
 def test_dashboard_queries_do_not_grow_with_townships(client, world, django_assert_max_num_queries):
+    """A past quarter, read from the snapshots."""
     af.login(client, world.users.official)
+    last = Period.containing(timezone.localdate()).previous().code
     services.snapshots_nightly()
     with django_assert_max_num_queries(16):
-        assert client.get(DASHBOARD).status_code == 200
+        assert client.get(DASHBOARD, {"period": last}).status_code == 200
     _add_townships(world, 10)
     services.snapshots_nightly()
     with django_assert_max_num_queries(16):
-        response = client.get(DASHBOARD)
+        response = client.get(DASHBOARD, {"period": last})
     assert len(response.context["rows"]) == 12
+    assert response.context["report"].live is False
 
 
 def test_live_dashboard_queries_do_not_grow_with_townships(
@@ -239,6 +340,15 @@ def test_exchange_form_counts_by_township_and_institution_type(client, snapshots
     )
     assert rows["合计"][headers.index("本季度肇事肇祸患者数")] == 1
     assert rows["合计"][headers.index("持残疾人证患者数")] == 1
+    assert "劳动保障所" in groups
+    assert rows["合计"][headers.index("参加基本医疗保险患者数")] == 11
+    assert (
+        rows["镇1"][headers.index("未参保患者数")],
+        rows["合计"][headers.index("未参保患者数")],
+    ) == (
+        1,
+        1,
+    )
     assert not any(name in _all_text(wb) for name in NAMES)
 
 
@@ -255,3 +365,40 @@ def test_page_api_and_export_agree(client, snapshots):
         shown = f"{value['value']:.2f}" if value["unit"] != "count" else str(value["value"])
         assert shown in html, key
     assert IndicatorSnapshot.objects.filter(region_id="990102", period=PERIOD.code).exists()
+
+
+# --- targets page ------------------------------------------------------------------
+
+TARGETS = reverse("reports:targets")
+
+
+def test_an_official_sets_a_target_on_the_targets_page(client, world):
+    official = world.users.official
+    response = _page(client, official, TARGETS)
+    assert response.status_code == 200
+    regions = {r.code for r in response.context["form"].fields["region"].queryset}
+    assert regions == {"990102", "990102001", "990102002"}
+    data = {"indicator": "management_rate", "region": "990102", "year": 2025, "value": "90"}
+    response = client.post(TARGETS, {**data, "source": "县方案"})
+    assert response.status_code == 302
+    target = IndicatorTarget.objects.get()
+    assert (target.value, target.source) == (Decimal("90"), "县方案")
+    assert AuditEvent.objects.filter(action="report.target_set", actor=official).exists()
+    listed = _page(client, official, TARGETS, year=2025)
+    assert "县990102" in listed.content.decode() and "90.00%" in listed.content.decode()
+
+
+def test_the_targets_page_refuses_what_the_service_refuses(client, world):
+    af.login(client, world.users.official)
+    data = {"indicator": "management_rate", "region": "990102", "year": 2025}
+    too_high = client.post(TARGETS, {**data, "value": "101"})
+    assert too_high.status_code == 200
+    assert "目标值应在0到100之间" in too_high.content.decode()
+    other_county = client.post(TARGETS, {**data, "region": "990103", "value": "90"})
+    assert other_county.context["form"].errors["region"]  # outside the official's area
+    assert not IndicatorTarget.objects.exists()
+
+
+@pytest.mark.parametrize("persona", ["police_a", "doctor_a", "finance", "civil"])
+def test_other_roles_may_not_set_targets(client, world, persona):
+    assert _page(client, getattr(world.users, persona), TARGETS).status_code == 403

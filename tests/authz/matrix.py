@@ -595,10 +595,16 @@ for _name in ("reconciliation-detail", "reconciliation-items"):
     )
 
 # reports ---------------------------------------------------------------------
-AGGREGATES = (*HEALTH, "governance", "finance", "official")
+AGGREGATES = (*HEALTH, "governance", "civil", "dpf", "finance", "official")
 M["reports:dashboard"] = Entry(
     {"GET": only(200, *AGGREGATES, others=404)},
-    note="no region with aggregates in scope answers 404",
+    note="no region with aggregates in scope answers 404; civil affairs and the "
+    "federation see their county's counts through their patient scope",
+)
+M["reports:targets"] = Entry(
+    {"GET": only(200, "official", "admin"), "POST": only(200, "official", "admin")},
+    note="officials (their area) and the system administrator set targets; an "
+    "empty form comes back with its errors",
 )
 M["reports:patients"] = Entry(
     {"GET": only(200, "doctor_a", "hospital", others=404)},
