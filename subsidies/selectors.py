@@ -495,11 +495,31 @@ def statement_total(lines: QuerySet[SettlementLine]):
     return lines.order_by().aggregate(t=Coalesce(Sum("amount"), rules.ZERO))["t"]
 
 
-def year_usage(*, patient: Patient, year: int) -> dict[str, rules.PayerUsage]:
-    """Per payer: what reached it and what it paid in this year's earlier settlements."""
+def year_usage(
+    *, patient: Patient, admission_date: date, episode_id: int | None = None
+) -> dict[str, rules.PayerUsage]:
+    """Per payer: what reached it and what it paid in the patient's EARLIER
+    episodes of the admission year (DOMAIN.md → One-stop settlement).
+
+    Only settlements in force count (neither reversed nor reversals), and
+    only of episodes admitted before this one: an earlier admission date, or
+    the same date and a smaller episode id (the order episodes were
+    recorded). The episode itself never counts, so re-settling it after a
+    reversal, or quoting it again, gives the same split as the first time;
+    later episodes never reach back. ``episode_id`` None: a bill not yet
+    recorded, after every episode recorded so far.
+    """
+    same_day_earlier = Q(settlement__admission_date=admission_date)
+    if episode_id is not None:
+        same_day_earlier &= Q(settlement__episode_id__lt=episode_id)
     rows = (
-        SettlementLine.objects.filter(settlement__patient=patient)
-        .filter(settlement__admission_date__year=year)
+        SettlementLine.objects.filter(
+            settlement__patient=patient,
+            settlement__kind=SettlementKind.SETTLEMENT,
+            settlement__reversal__isnull=True,
+            settlement__admission_date__year=admission_date.year,
+        )
+        .filter(Q(settlement__admission_date__lt=admission_date) | same_day_earlier)
         .order_by()
         .values("payer")
         .annotate(b=Sum("base"), a=Sum("amount"))

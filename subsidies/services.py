@@ -967,8 +967,13 @@ def _quote_for(
     discharge_date: date | None,
     total_cost,
     in_scope_cost,
+    episode_id: int | None = None,
 ):
-    """(quote, policy, layers, facts snapshot) — nothing saved."""
+    """(quote, policy, layers, facts snapshot) — nothing saved.
+
+    ``episode_id``: the episode being settled (None: a bill not yet recorded);
+    the yearly deductible and caps count only the patient's earlier episodes.
+    """
     # bad amounts are reported before a missing policy: they are the user's to fix
     try:
         rules.check_bill(
@@ -986,7 +991,7 @@ def _quote_for(
         raise DomainError(ERR_NO_SETTLEMENT_POLICY, field="admission_date")
     layers = list(policy.layers.all())
     facts, snapshot = sel.patient_facts_on(patient, admission_date)
-    usage = sel.year_usage(patient=patient, year=admission_date.year)
+    usage = sel.year_usage(patient=patient, admission_date=admission_date, episode_id=episode_id)
     try:
         quote = rules.split_bill(
             total=Decimal(total_cost),
@@ -1010,17 +1015,33 @@ def settlement_quote(
     discharge_date: date | None,
     total_cost,
     in_scope_cost,
+    episode_id: int | None = None,
     request=None,
 ):
-    """Quote a settlement (nothing saved): (quote, policy)."""
-    _hospital_of(by)
+    """Quote a settlement (nothing saved): (quote, policy).
+
+    The episode is the one the save would settle: ``episode_id`` when given
+    (the discharge page), else the caller's hospital's episode of the patient
+    admitted on ``admission_date`` (as ``settlement_record`` finds it), if any.
+    """
+    hospital = _hospital_of(by)
     patient = patient_get_for_user(user=by, pk=patient_id, request=request)
+    if episode_id is None:
+        episode_id = (
+            Episode.objects.filter(
+                patient=patient, hospital=hospital, admission_date=admission_date
+            )
+            .order_by("-id")
+            .values_list("pk", flat=True)
+            .first()
+        )
     quote, policy, _layers, _snap = _quote_for(
         patient=patient,
         admission_date=admission_date,
         discharge_date=discharge_date,
         total_cost=total_cost,
         in_scope_cost=in_scope_cost,
+        episode_id=episode_id,
     )
     _audit(by, "settlement.quote", patient.pk, request)
     return quote, policy
@@ -1039,6 +1060,7 @@ def _settle(
         discharge_date=episode.discharge_date,
         total_cost=total_cost,
         in_scope_cost=in_scope_cost,
+        episode_id=episode.pk,
     )
     settlement = Settlement(
         kind=SettlementKind.SETTLEMENT,

@@ -781,6 +781,7 @@ def _quote(request, episode, form_data, *, discharge_date):
             discharge_date=discharge_date,
             total_cost=cost.cleaned_data["total_cost"],
             in_scope_cost=cost.cleaned_data["in_scope_cost"],
+            episode_id=episode.pk,
             request=request,
         )
     except DomainError as exc:
