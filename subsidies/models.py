@@ -599,7 +599,11 @@ class SettlementKind(models.TextChoices):
 
 
 class Settlement(models.Model):
-    """One saved settlement (or its reversal). Never changed after saving."""
+    """One saved settlement (or its reversal). Never changed after saving.
+
+    Refused here in Python and, in PostgreSQL, by a row trigger on UPDATE and
+    DELETE of this table and of its lines (migration 0003), whatever sends it.
+    """
 
     kind = models.CharField(
         _("类型"), max_length=10, choices=SettlementKind.choices, default=SettlementKind.SETTLEMENT
@@ -641,8 +645,11 @@ class Settlement(models.Model):
     facts = models.JSONField(_("入院日患者情况"), default=dict)
     settled_on = models.DateField(_("结算日期"), db_index=True)
     created_at = models.DateTimeField(auto_now_add=True)
+    # PROTECT, not SET_NULL: the row is immutable (a database trigger refuses
+    # UPDATE and DELETE), so whoever saved it stays recorded; accounts are
+    # deactivated, never deleted.
     created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.PROTECT, related_name="+"
     )
     reason = models.TextField(_("冲销原因"), blank=True)
 
