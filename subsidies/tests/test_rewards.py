@@ -447,3 +447,29 @@ def test_notice_days_are_counted_from_the_approval(world, eligible, gov_a1):
         eligible, applicant=u.doctor_a, reviewer=gov_a1, approver=u.civil, approved=date(2025, 3, 1)
     )
     assert award.notice_until == date(2025, 3, 1) + timedelta(days=7)
+
+
+def test_recording_a_failed_duty_incident_suspends_the_award_at_once(world, eligible, gov_a1):
+    """Through the police's incident service, not the hook: no daily job needed."""
+    from followups.tests.factories import incident as record_incident
+
+    award = _active(world, eligible, gov_a1)
+    ordinary = record_incident(
+        by=world.users.police_a, patient=eligible, occurred_on=date(2025, 3, 1)
+    )
+    award.refresh_from_db()
+    assert award.status == AwardStatus.ACTIVE  # duties not failed: nothing changes
+    failed = record_incident(
+        by=world.users.police_a,
+        patient=eligible,
+        occurred_on=date(2025, 3, 5),
+        guardian_failed_duties=True,
+    )
+    award.refresh_from_db()
+    assert (award.status, award.suspended_incident_id) == (AwardStatus.SUSPENDED, failed.pk)
+    assert award.stop_from == date(2025, 4, 1)
+    assert award.reapply_from == date(2026, 3, 5)
+    assert award.events.filter(step=AwardStep.SUSPENDED, by=None).count() == 1
+    assert ordinary.pk != failed.pk
+    # the daily job finds nothing more to do
+    assert services.reward_sync(today=date(2025, 3, 6))["suspended"] == 0
