@@ -501,6 +501,9 @@ class RewardBatchLine(models.Model):
         Region, verbose_name=_("村（居）"), on_delete=models.PROTECT, related_name="+"
     )
     months = models.JSONField(_("发放月份"), default=list)
+    # months of earlier, already drawn periods paid here (e.g. after a late
+    # yearly review); also listed in ``months``
+    arrears = models.JSONField(_("其中补发月份"), default=list, blank=True)
     month_count = models.PositiveSmallIntegerField(_("月数"))
     amount = models.DecimalField(_("金额（元）"), **MONEY)
 

@@ -109,6 +109,21 @@ def add_months(d: date, months: int) -> date:
     return date(year, month, min(d.day, calendar.monthrange(year, month)[1]))
 
 
+def year_after(start: date) -> date:
+    """The last day of the year that begins on ``start`` (2026-03-01 → 2027-02-28)."""
+    return add_months(start, 12) - timedelta(days=1)
+
+
+def renewed_until(valid_until: date) -> date:
+    """The end of the next year after a yearly term ending on ``valid_until``.
+
+    Counted from the day after, not from ``valid_until`` itself: adding 12
+    months to the 28th of February would lose the 29th in a leap year and
+    drift a day each renewal (2027-02-28 → 2028-02-29, not 2028-02-28).
+    """
+    return year_after(valid_until + timedelta(days=1))
+
+
 def next_month_start(d: date) -> date:
     return add_months(month_start(d), 1)
 

@@ -291,14 +291,14 @@ def _plan_award(ctx, patient, status, policy, gov, civil, gov_org, civil_org, or
         return award, events, extra
     active_from = award.notice_until + timedelta(days=1)
     award.active_from = active_from
-    valid_until = rules.add_months(active_from, 12) - timedelta(days=1)
+    valid_until = rules.year_after(active_from)
     events.append((AwardStep.ACTIVATED, _aware(active_from, 2), None, None, ""))
     while valid_until < today + timedelta(days=rng.randrange(10, 300)):
         review_day = valid_until - timedelta(days=rng.randrange(5, 40))
         if review_day >= today:
             break
         events.append((AwardStep.RENEWED, _aware(review_day), gov, gov_org, "年审合格。"))
-        valid_until = rules.add_months(valid_until, 12)
+        valid_until = rules.renewed_until(valid_until)
     award.valid_until = valid_until
     if status == AwardStatus.SUSPENDED:
         on = max(active_from + timedelta(days=40), today - timedelta(days=rng.randrange(30, 150)))

@@ -346,7 +346,7 @@ def _activate(award: Award, *, today: date) -> None:
     start = min(award.notice_until + timedelta(days=1), today) if award.notice_until else today
     award.status = AwardStatus.ACTIVE
     award.active_from = start
-    award.valid_until = rules.add_months(start, 12) - timedelta(days=1)
+    award.valid_until = rules.year_after(start)
     _save_award(
         award, by=None, reason="reward.activated", fields=["status", "active_from", "valid_until"]
     )
@@ -388,7 +388,9 @@ def award_yearly_review(
         _policy, reasons = reward_eligibility(patient=award.patient, today=today)
         if reasons:
             raise DomainError(ERR_NOT_ELIGIBLE % {"reasons": "；".join(r.message for r in reasons)})
-        award.valid_until = rules.add_months(award.valid_until, 12)
+        # from the old due date, even when the review comes late: the months
+        # in between become payable again (the next batch pays them as arrears)
+        award.valid_until = rules.renewed_until(award.valid_until)
         _save_award(award, by=by, reason="reward.renewed", fields=["valid_until"])
         _event(award, AwardStep.RENEWED, by=by, note=note)
     else:
@@ -567,7 +569,9 @@ def batch_draw(
     """Draw up the payment batch of a county for a finished period.
 
     Idempotent: a second call for the same county and period returns the
-    batch already drawn (``created`` False) and changes nothing.
+    batch already drawn (``created`` False) and changes nothing. A month is
+    paid at most once per award; the batch also pays, as arrears, the unpaid
+    payable months of the county's earlier drawn periods.
     """
     if by is not None:
         _require(by, sel.BATCH_DRAW)
@@ -620,15 +624,39 @@ def batch_draw(
         award__in=[a.pk for a in awards]
     ).values_list("award_id", "months"):
         paid_before.setdefault(award_id, set()).update(months)
+    # Arrears: months of earlier periods whose batch was already drawn, in
+    # which the award is now payable but nothing was paid (a late yearly
+    # review extends the award from its old due date). Only drawn periods:
+    # months before the county's first batch (paid outside the system) are
+    # never back-paid, and an undrawn earlier period pays its own months.
+    drawn = [
+        rules.Period(code, start, end)
+        for code, start, end in RewardBatch.objects.filter(
+            region=region, period_end__lt=period.start
+        ).values_list("period", "period_start", "period_end")
+    ]
+    if drawn:
+        first = min(p.start for p in drawn)
+        policies = sel.reward_policies_for(county_code=region.pk, start=first, end=period.end)
     lines = []
     for award in awards:
-        months = rules.paying_months(
-            period,
-            active_from=award.active_from,
-            stop_from=award.stop_from,
-            valid_until=award.valid_until,
-        )
-        months = [m for m in months if f"{m:%Y-%m}" not in paid_before.get(award.pk, ())]
+        paid = paid_before.get(award.pk, set())
+        terms = {
+            "active_from": award.active_from,
+            "stop_from": award.stop_from,
+            "valid_until": award.valid_until,
+        }
+        arrears = {
+            m
+            for p in drawn
+            if p.end >= award.active_from
+            for m in rules.paying_months(p, **terms)
+            if f"{m:%Y-%m}" not in paid
+        }
+        arrears_codes = {f"{m:%Y-%m}" for m in arrears}
+        months = sorted(arrears) + [
+            m for m in rules.paying_months(period, **terms) if f"{m:%Y-%m}" not in paid
+        ]
         amounts = []
         paid_months = []
         for m in months:
@@ -646,6 +674,7 @@ def batch_draw(
                 guardian_relation=award.guardian_relation,
                 village_id=award.region_id,
                 months=paid_months,
+                arrears=[code for code in paid_months if code in arrears_codes],
                 month_count=len(paid_months),
                 amount=rules.reward_amount(amounts),
             )

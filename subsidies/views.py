@@ -606,6 +606,7 @@ def batch_export(request, pk):
                 line.guardian_name,
                 line.guardian_relation,
                 "、".join(line.months),
+                "、".join(line.arrears),
                 line.month_count,
                 line.amount,
             ]
@@ -625,11 +626,12 @@ def batch_export(request, pk):
             _t("领取人（监护人）"),
             _t("与患者关系"),
             _t("发放月份"),
+            _t("其中补发月份"),
             _t("月数"),
             _t("金额（元）"),
         ],
         rows=rows(),
-        footer=[[_t("合计"), "", "", "", "", "", "", batch.line_count, batch.total]],
+        footer=[[_t("合计"), "", "", "", "", "", "", "", batch.line_count, batch.total]],
     )
 
 

@@ -197,6 +197,7 @@ class RewardBatchLineSerializer(serializers.ModelSerializer):
             "guardian_relation",
             "village",
             "months",
+            "arrears",
             "month_count",
             "amount",
         ]

@@ -473,3 +473,69 @@ def test_recording_a_failed_duty_incident_suspends_the_award_at_once(world, elig
     assert ordinary.pk != failed.pk
     # the daily job finds nothing more to do
     assert services.reward_sync(today=date(2025, 3, 6))["suspended"] == 0
+
+
+def test_renewals_keep_whole_years_across_leap_years(world, patients):
+    """2026-03-01 → 2027-02-28 → 2028-02-29 → 2029-02-28: no day lost, February
+    2028 paid in full."""
+    u = world.users
+    sf.reward_policy(world.county_a, notice_days=0)
+    p = sf.make_eligible(patients.pA1, doctor=u.doctor_a, police=u.police_a)
+    award = sf.award_through(
+        p, applicant=u.doctor_a, reviewer=u.governance, approver=u.civil, approved=date(2026, 3, 1)
+    )
+    award.refresh_from_db()
+    assert (award.active_from, award.valid_until) == (date(2026, 3, 1), date(2027, 2, 28))
+    award = services.award_yearly_review(
+        award_id=award.pk, by=u.civil, renew=True, today=date(2027, 2, 1)
+    )
+    assert award.valid_until == date(2028, 2, 29)
+    batch, _ = services.batch_draw(
+        region=world.county_a, period_code="2028Q1", today=date(2028, 4, 1)
+    )
+    assert batch.lines.get().months == ["2028-01", "2028-02"]  # March: review due
+    award = services.award_yearly_review(
+        award_id=award.pk, by=u.civil, renew=True, today=date(2028, 2, 1)
+    )
+    assert award.valid_until == date(2029, 2, 28)
+    assert rules.renewed_until(date(2027, 3, 31)) == date(2028, 3, 31)
+
+
+def test_a_late_yearly_review_is_paid_as_arrears_in_the_next_batch(world, eligible, gov_a1):
+    u = world.users
+    award = _active(world, eligible, gov_a1)  # valid until 2026-01-27
+    q4, _ = services.batch_draw(region=world.county_a, period_code="2025Q4", today=date(2026, 1, 2))
+    assert q4.lines.get().months == ["2025-10", "2025-11", "2025-12"]
+    q1, _ = services.batch_draw(region=world.county_a, period_code="2026Q1", today=date(2026, 4, 1))
+    assert not q1.lines.exists()  # the review was due: nothing paid
+    award = services.award_yearly_review(
+        award_id=award.pk, by=u.governance, renew=True, today=date(2026, 4, 10)
+    )
+    assert award.valid_until == date(2027, 1, 27)
+    q2, _ = services.batch_draw(region=world.county_a, period_code="2026Q2", today=date(2026, 7, 1))
+    line = q2.lines.get()
+    assert line.months == ["2026-01", "2026-02", "2026-03", "2026-04", "2026-05", "2026-06"]
+    assert line.arrears == ["2026-01", "2026-02", "2026-03"]
+    assert line.amount == D("1800.00")
+    # idempotent: drawing again changes nothing, the next batch pays no month twice
+    again, created = services.batch_draw(
+        region=world.county_a, period_code="2026Q2", today=date(2026, 7, 2)
+    )
+    assert not created and again.lines.get().amount == D("1800.00")
+    q3, _ = services.batch_draw(
+        region=world.county_a, period_code="2026Q3", today=date(2026, 10, 1)
+    )
+    line = q3.lines.get()
+    assert (line.months, line.arrears) == (["2026-07", "2026-08", "2026-09"], [])
+
+
+def test_months_before_the_first_drawn_batch_are_never_back_paid(world, eligible, gov_a1):
+    """Paid outside the system before the county's first batch: not arrears."""
+    _active(world, eligible, gov_a1)  # paid from February 2025
+    q3, _ = services.batch_draw(
+        region=world.county_a, period_code="2025Q3", today=date(2025, 10, 1)
+    )
+    assert (q3.lines.get().months, q3.lines.get().arrears) == (
+        ["2025-07", "2025-08", "2025-09"],
+        [],
+    )

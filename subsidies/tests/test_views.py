@@ -200,7 +200,8 @@ def test_batch_pages_draw_review_pay_and_export(client, world, eligible, gov_a1)
     ws = load_workbook(BytesIO(b"".join(response.streaming_content))).active
     rows = list(ws.values)
     assert rows[2][:4] == ("序号", "奖补编号", "乡镇（街道）", "村（居）")
-    assert rows[3][4] == "监护人" and rows[3][8] == 600
+    assert rows[2][6:8] == ("发放月份", "其中补发月份")
+    assert rows[3][4] == "监护人" and rows[3][9] == 600
     assert rows[-1][0] == "合计"
 
 
