@@ -527,6 +527,24 @@ def year_usage(
     return {r["payer"]: rules.PayerUsage(base=r["b"], paid=r["a"]) for r in rows}
 
 
+def moved_out_on(patient: Patient, county_path: str) -> date | None:
+    """The day the patient last moved out of the county at ``county_path``
+    (a ``transfer`` moves the register's region; its history keeps when), or
+    None when the record never left it. For the system's own jobs."""
+    moved = None
+    for at, path in (
+        patient.history.order_by("history_date", "history_id")
+        .values_list("history_date", "region__path")
+        .iterator()
+    ):
+        inside = bool(path) and path.startswith(county_path)
+        if inside:
+            moved = None
+        elif moved is None:
+            moved = timezone.localdate(at)
+    return moved
+
+
 def patient_facts_on(patient: Patient, day: date) -> tuple[rules.PatientFacts, dict]:
     """The patient's flags at the end of ``day`` (from the record's history).
 

@@ -14,7 +14,7 @@ from decimal import Decimal
 
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
-from django.db.models import Exists, OuterRef
+from django.db.models import Exists, F, OuterRef, Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
@@ -535,16 +535,37 @@ STATUS_END_REASONS = {
 
 @transaction.atomic
 def awards_end_for_patient_status(*, today: date | None = None) -> int:
-    """End open awards of patients who died, moved out or were removed (daily)."""
-    awards = (
+    """End open awards of patients who died, moved out or were removed (daily).
+
+    The end date is the event's own date, not when it was recorded: the
+    date of death on the ``deceased`` follow-up; for a patient moved out of
+    the award's county by a transfer, the day of the transfer; otherwise the
+    day the register's status changed. Nothing is paid after that month.
+    """
+    from followups.selectors import death_dates
+
+    left_county = ~Q(patient__region__path__startswith=F("policy__region__path"))
+    awards = list(
         Award.objects.select_for_update(of=("self",))
-        .select_related("patient", "policy")
-        .filter(status__in=OPEN_AWARD_STATUSES, patient__status__in=list(STATUS_END_REASONS))
+        .select_related("patient", "policy__region")
+        .filter(status__in=OPEN_AWARD_STATUSES)
+        .filter(Q(patient__status__in=list(STATUS_END_REASONS)) | left_county)
     )
+    deaths = death_dates(a.patient_id for a in awards if a.patient.status == Status.DECEASED)
     n = 0
-    for award in list(awards):
-        on = timezone.localdate(award.patient.status_changed_at)
-        _end(award, reason=STATUS_END_REASONS[award.patient.status], on=on, by=None)
+    for award in awards:
+        patient = award.patient
+        changed_on = timezone.localdate(patient.status_changed_at)
+        if patient.status == Status.DECEASED:
+            reason, on = EndReason.DECEASED, deaths.get(patient.pk, changed_on)
+        elif patient.status in STATUS_END_REASONS:
+            reason, on = STATUS_END_REASONS[patient.status], changed_on
+            if reason == EndReason.MOVED_OUT:
+                on = sel.moved_out_on(patient, award.policy.region.path) or changed_on
+        else:  # still registered, but transferred to another county
+            reason = EndReason.MOVED_OUT
+            on = sel.moved_out_on(patient, award.policy.region.path) or _today(today)
+        _end(award, reason=reason, on=on, by=None)
         n += 1
     return n
 

@@ -6,6 +6,7 @@ from decimal import Decimal
 import pytest
 from django.core.exceptions import PermissionDenied
 from django.http import Http404
+from django.utils import timezone
 
 from audit.models import AuditEvent
 from core.errors import DomainError
@@ -538,4 +539,68 @@ def test_months_before_the_first_drawn_batch_are_never_back_paid(world, eligible
     assert (q3.lines.get().months, q3.lines.get().arrears) == (
         ["2025-07", "2025-08", "2025-09"],
         [],
+    )
+
+
+def test_death_ends_the_award_on_the_recorded_date_of_death(world, eligible, gov_a1):
+    """Recorded weeks later: the date of death on the follow-up counts, not
+    the day the status changed."""
+    from followups.services.followups import followup_record
+
+    award = _active(world, eligible, gov_a1)
+    followup_record(
+        patient_id=eligible.pk,
+        by=world.users.doctor_a,
+        data={
+            "visit_date": date(2025, 5, 6),
+            "mode": "phone",
+            "outcome": "deceased",
+            "death_date": date(2025, 2, 14),
+            "death_cause": "physical_illness",
+        },
+    )
+    assert Patient.objects.get(pk=eligible.pk).status == Status.DECEASED
+    assert services.reward_sync(today=date(2025, 5, 7))["ended"] == 1
+    award.refresh_from_db()
+    assert (award.end_reason, award.ended_on, award.stop_from) == (
+        "deceased",
+        date(2025, 2, 14),
+        date(2025, 3, 1),
+    )
+    q1, _ = services.batch_draw(region=world.county_a, period_code="2025Q1", today=date(2025, 5, 8))
+    assert q1.lines.get().months == ["2025-02"]
+    q2, _ = services.batch_draw(region=world.county_a, period_code="2025Q2", today=date(2025, 7, 1))
+    assert not q2.lines.exists()
+
+
+def test_a_transfer_out_of_the_county_ends_the_award_on_the_day_of_the_move(
+    world, eligible, gov_a1
+):
+    from accounts.models import Region
+    from patients.services import patient_transfer
+
+    award = _active(world, eligible, gov_a1)
+    within = Region.objects.get(pk="990102002001")  # another township, same county
+    patient_transfer(patient_id=eligible.pk, to_region=within, by=world.users.doctor_a, reason="t")
+    assert services.reward_sync(today=date(2025, 5, 1))["ended"] == 0
+    elsewhere = Region.objects.get(pk="990103001001")  # county C
+    patient_transfer(
+        patient_id=eligible.pk, to_region=elsewhere, by=world.users.doctor_a, reason="t"
+    )
+    # the register's history as if the transfer had been accepted on 2025-05-10
+    history = Patient.objects.get(pk=eligible.pk).history
+    moved = history.latest()
+    history.exclude(pk=moved.pk).update(
+        history_date=timezone.make_aware(timezone.datetime(2025, 1, 5, 9, 0))
+    )
+    history.filter(pk=moved.pk).update(
+        history_date=timezone.make_aware(timezone.datetime(2025, 5, 10, 9, 0))
+    )
+    assert services.reward_sync(today=date(2025, 8, 1))["ended"] == 1
+    award.refresh_from_db()
+    assert (award.status, award.end_reason, award.ended_on, award.stop_from) == (
+        AwardStatus.ENDED,
+        "moved_out",
+        date(2025, 5, 10),
+        date(2025, 6, 1),
     )
