@@ -17,6 +17,7 @@ from django.db.models import Count, Exists, OuterRef, Q, QuerySet, Subquery, Sum
 from django.db.models.functions import Coalesce
 from django.http import Http404
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from accounts.models import OrganisationKind, Region, RegionLevel
 from accounts.roles import VIEW_AGGREGATES, VIEW_PATIENTS, Role, role_of
@@ -466,6 +467,9 @@ def effective_settlement(episode: Episode) -> Settlement | None:
         .order_by("-id")
         .first()
     )
+
+
+ERR_STATEMENT_PAYER = _("您所在部门不能查看“%(payer)s”的对账单；可查看的支付方：%(allowed)s。")
 
 
 def statement_payers_for(user) -> tuple[str, ...]:

@@ -260,9 +260,10 @@ def _award_context(request, award, bound: dict | None = None) -> dict:
             "-occurred_on"
         )
     )
-    review_window = award.valid_until is not None and today >= (
-        award.valid_until - timedelta(days=sel.REVIEW_WINDOW_DAYS)
+    review_opens = (
+        award.valid_until - timedelta(days=sel.REVIEW_WINDOW_DAYS) if award.valid_until else None
     )
+    review_window = review_opens is not None and today >= review_opens
     actions = {
         "review": flags["can_township_review"] and status == AwardStatus.APPLIED,
         "county": flags["can_county_approve"] and status == AwardStatus.REVIEWED,
@@ -291,6 +292,11 @@ def _award_context(request, award, bound: dict | None = None) -> dict:
         or forms.SuspendForm(incidents=failed, prefix="suspend"),
         "end_form": bound.get("end") or forms.EndForm(prefix="end"),
         "review_window_days": sel.REVIEW_WINDOW_DAYS,
+        # why the yearly review form is not there yet
+        "review_not_open": (
+            flags["can_manage"] and status == AwardStatus.ACTIVE and not review_window
+        ),
+        "review_opens": review_opens,
     }
 
 
@@ -308,6 +314,15 @@ def award_detail(request, pk):
     return render(request, "subsidies/award_detail.html", _award_context(request, award))
 
 
+def _refusals_as_messages(request, form) -> None:
+    """The errors of a form the page will not show (its action is not open in
+    the object's current state) become page messages: never a silent re-render."""
+    for field, errors in form.errors.items():
+        label = form.fields[field].label if field in form.fields else None
+        for error in errors:
+            messages.error(request, f"{label}：{error}" if label else error)
+
+
 def _award_action(request, pk, *, cap, form, key, run, done):
     """Common shape of the award actions: check, call the service, re-render on error."""
     user = request.user
@@ -322,9 +337,10 @@ def _award_action(request, pk, *, cap, form, key, run, done):
             messages.success(request, done)
             return redirect("subsidies:award-detail", pk=award.pk)
     award.refresh_from_db()
-    return render(
-        request, "subsidies/award_detail.html", _award_context(request, award, bound={key: form})
-    )
+    ctx = _award_context(request, award, bound={key: form})
+    if not ctx["actions"][key]:
+        _refusals_as_messages(request, form)
+    return render(request, "subsidies/award_detail.html", ctx)
 
 
 @require_POST
@@ -947,33 +963,54 @@ def settlement_reverse(request, pk):
         else:
             messages.success(request, _t("结算单已冲销，可重新结算。"))
             return redirect("subsidies:episode-detail", pk=settlement.episode_id)
-    return render(
-        request, "subsidies/settlement_detail.html", _settlement_context(request, settlement, form)
-    )
+    ctx = _settlement_context(request, settlement, form)
+    if not ctx["can_reverse"]:
+        _refusals_as_messages(request, form)
+    return render(request, "subsidies/settlement_detail.html", ctx)
 
 
 def _statement_params(request):
+    """(form, payer, month, refusal): ``refusal`` explains a payer the user's
+    department may not see (payer and month are then None)."""
     user = request.user
     payers = sel.statement_payers_for(user)
     if not payers:
         raise PermissionDenied
     today = timezone.localdate()
+    asked = request.GET.get("payer")
+    if asked and asked not in payers:
+        label = Payer(asked).label if asked in Payer.values else asked
+        refusal = sel.ERR_STATEMENT_PAYER % {
+            "payer": label,
+            "allowed": "、".join(str(Payer(p).label) for p in payers),
+        }
+        month = request.GET.get("month") or f"{today:%Y-%m}"
+        return (
+            forms.StatementForm({"payer": payers[0], "month": month}, payers=payers),
+            None,
+            None,
+            refusal,
+        )
     data = {
         "payer": request.GET.get("payer") or payers[0],
         "month": request.GET.get("month") or f"{today:%Y-%m}",
     }
     form = forms.StatementForm(data, payers=payers)
     if not form.is_valid():
-        return form, None, None
-    return form, form.cleaned_data["payer"], form.cleaned_data["month"]
+        return form, None, None, None
+    return form, form.cleaned_data["payer"], form.cleaned_data["month"], None
 
 
 @require_GET
 def statement(request):
     """One payer's monthly statement: what it owes for the month's settlements."""
     user = request.user
-    form, payer, month = _statement_params(request)
+    form, payer, month, refusal = _statement_params(request)
     ctx = {"form": form, "flags": _settlement_flags(user), "tab": "statement"}
+    if refusal:
+        # another department's statement: said plainly, with the payers this user reads
+        ctx["refusal"] = refusal
+        return render(request, "subsidies/statement.html", ctx, status=403)
     if payer is not None:
         lines = sel.statement_lines(user=user, payer=payer, month=month)
         if sel.sees_identities(user):
@@ -994,7 +1031,9 @@ def statement(request):
 @require_GET
 def statement_export(request):
     user = request.user
-    form, payer, month = _statement_params(request)
+    form, payer, month, refusal = _statement_params(request)
+    if refusal:
+        raise PermissionDenied(refusal)
     if payer is None:
         raise Http404
     show_identity = sel.sees_identities(user)
