@@ -166,6 +166,7 @@ class PayerLayerInline(admin.TabularInline):
         "deductible_per_year",
         "cap_per_episode",
         "cap_per_year",
+        "min_risk_level",
         "valid_from",
         "valid_to",
     )

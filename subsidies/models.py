@@ -71,8 +71,8 @@ class Condition(models.TextChoices):
     POOR = "poor", _("困难群众（低保、特困、低收入）")
     CERTIFICATE_HELD = "certificate_held", _("持有残疾人证")
     UNION_MEMBER = "union_member", _("工会会员")
-    HIGH_RISK = "high_risk", _("危险性评估3级及以上")
-    POOR_OR_HIGH_RISK = "poor_or_high_risk", _("困难群众或危险性评估3级及以上")
+    HIGH_RISK = "high_risk", _("危险性评估达到本层设定等级")
+    POOR_OR_HIGH_RISK = "poor_or_high_risk", _("困难群众或危险性评估达到本层设定等级")
     REGISTERED = "registered", _("在册患者")
 
 
@@ -217,6 +217,15 @@ class PayerLayer(models.Model):
     )
     valid_from = models.DateField(_("本层生效日期"), null=True, blank=True)
     valid_to = models.DateField(_("本层失效日期"), null=True, blank=True)
+    # The threshold of the high-risk conditions is this layer's own policy
+    # data: settings.HIGH_RISK_MIN_LEVEL decides when alerts fire, and
+    # changing it must not silently change who the finance backstop pays.
+    min_risk_level = models.PositiveSmallIntegerField(
+        _("危险性等级下限"),
+        default=3,
+        validators=[MinValueValidator(1), MaxValueValidator(5)],
+        help_text=_("条件为“危险性评估达到本层设定等级”时，危险性评估达到此等级及以上的患者适用"),
+    )
     history = HistoricalRecords()
 
     class Meta:
@@ -248,6 +257,7 @@ class PayerLayer(models.Model):
             cap_per_year=self.cap_per_year,
             valid_from=self.valid_from,
             valid_to=self.valid_to,
+            min_risk_level=self.min_risk_level,
         )
 
     def as_snapshot(self) -> dict:
@@ -264,6 +274,7 @@ class PayerLayer(models.Model):
             "cap_per_year": s(self.cap_per_year),
             "valid_from": s(self.valid_from),
             "valid_to": s(self.valid_to),
+            "min_risk_level": self.min_risk_level,
         }
 
 

@@ -256,6 +256,18 @@ class Reason:
     message: str
 
 
+def bar_cutoff(today: date, bar_months: int) -> date:
+    """The latest failed-duty incident date that no longer bars an application
+    on ``today``: an incident after it still bars (``reapply_barred_until``
+    > today). Exact at month ends, where ``add_months`` clamps."""
+    cutoff = add_months(today, -bar_months)
+    while add_months(cutoff + timedelta(days=1), bar_months) <= today:
+        cutoff += timedelta(days=1)
+    while add_months(cutoff, bar_months) > today:
+        cutoff -= timedelta(days=1)
+    return cutoff
+
+
 def reapply_barred_until(facts: RewardFacts, rule: RewardRule) -> date | None:
     """The day from which a guardian who failed their duties may apply again."""
     if facts.last_failed_duty_incident is None:
@@ -386,6 +398,9 @@ class Layer:
     cap_per_year: Decimal | None = None
     valid_from: date | None = None
     valid_to: date | None = None
+    # the threshold of the ``high_risk`` conditions: policy data of this layer,
+    # not the alert setting (changing when alerts fire must not move money)
+    min_risk_level: int = 3
 
 
 @dataclass(frozen=True)
@@ -398,7 +413,6 @@ class PatientFacts:
     union_member: bool = False
     risk_level: int | None = None
     registered: bool = True
-    high_risk_min_level: int = 3
 
 
 @dataclass(frozen=True)
@@ -434,8 +448,10 @@ class Quote:
         return sum((ln.amount for ln in self.lines), ZERO)
 
 
-def condition_holds(condition: str, facts: PatientFacts) -> bool:
-    high_risk = facts.risk_level is not None and facts.risk_level >= facts.high_risk_min_level
+def condition_holds(condition: str, facts: PatientFacts, *, min_risk_level: int = 3) -> bool:
+    """Does a layer's condition hold for the patient? ``min_risk_level`` is the
+    layer's own threshold of the ``high_risk`` conditions."""
+    high_risk = facts.risk_level is not None and facts.risk_level >= min_risk_level
     poor = facts.poverty in POOR
     return {
         "always": True,
@@ -514,7 +530,7 @@ def split_bill(
     for layer in sorted(layers, key=lambda ly: ly.order):
         if not in_validity(admission, layer.valid_from, layer.valid_to):
             continue
-        if not condition_holds(layer.condition, facts):
+        if not condition_holds(layer.condition, facts, min_risk_level=layer.min_risk_level):
             continue
         used = usage.get(layer.payer, PayerUsage())
         base = remainder

@@ -67,6 +67,7 @@ DEMO_LAYERS = [
         "order": 7,
         "payer": "finance_backstop",
         "condition": "poor_or_high_risk",
+        "min_risk_level": 3,
         "ratio": Decimal("100"),
         "valid_from": date(2019, 4, 19),
         "valid_to": date(2019, 12, 31),

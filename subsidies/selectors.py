@@ -11,10 +11,10 @@ from __future__ import annotations
 
 from datetime import date, datetime, time, timedelta
 
-from django.conf import settings
 from django.core.exceptions import ObjectDoesNotExist, PermissionDenied
 from django.db.models import Count, Exists, OuterRef, Q, QuerySet, Subquery, Sum
 from django.db.models.functions import Coalesce
+from django.db.models.lookups import GreaterThanOrEqual
 from django.http import Http404
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
@@ -274,26 +274,89 @@ def reward_facts_for(patient: Patient) -> rules.RewardFacts:
     )
 
 
-def reward_candidates(*, user, term: str = "", only_eligible: bool = False) -> QuerySet[Patient]:
-    """Registered patients in scope with the facts for the eligibility check."""
+def reward_rule_q(rule: rules.RewardRule, *, today: date) -> Q:
+    """Patients whose guardian the reward ``rule`` finds eligible on ``today``,
+    as a filter: the database form of ``rules.reward_ineligibility`` (same
+    facts as ``with_reward_facts``), for lists and counts that must not load
+    every patient. Reusable wherever eligibility is counted or filtered.
+    """
+    from patients.models import REGISTERED_STATUSES, Guardian
+
+    q = Q(status__in=REGISTERED_STATUSES)
+    if rule.require_police_registered:
+        q &= Q(police_registered=True)
+    qualifying = Q(
+        Exists(
+            Incident.objects.filter(
+                patient=OuterRef("pk"), kind__in=list(rule.qualifying_incident_kinds)
+            )
+        )
+    )
+    if rule.min_risk_level is not None:
+        qualifying |= Q(risk_level__gte=rule.min_risk_level)
+    q &= qualifying
+    guardians = Guardian.objects.filter(patient=OuterRef("pk"))
+    if rule.require_responsibility_letter:
+        guardians = guardians.filter(responsibility_letter=True)
+    q &= Q(Exists(guardians))
+    if rule.min_assistant_guardians > 0:
+        assistants = Coalesce(
+            Subquery(
+                AssistantGuardian.objects.filter(patient=OuterRef("pk"))
+                .order_by()
+                .values("patient")
+                .annotate(n=Count("pk"))
+                .values("n")[:1]
+            ),
+            0,
+        )
+        q &= Q(GreaterThanOrEqual(assistants, rule.min_assistant_guardians))
+    barring = Incident.objects.filter(
+        patient=OuterRef("pk"),
+        guardian_failed_duties=True,
+        occurred_on__gt=rules.bar_cutoff(today, rule.reapply_bar_months),
+    )
+    return q & ~Q(Exists(barring))
+
+
+def reward_policies_in_scope(*, user, on: date) -> list[RewardPolicy]:
+    """The reward policies in force on ``on`` in the counties of the user's
+    area (the counties inside it, or the county containing a part of it)."""
+    counties = Q(pk__in=[])
+    for region in _scope_regions(user):
+        counties |= Q(region__path__startswith=region.path)
+        if region.county_code:
+            counties |= Q(region_id=region.county_code)
+    return list(
+        RewardPolicy.objects.filter(counties, valid_from__lte=on)
+        .filter(Q(valid_to__isnull=True) | Q(valid_to__gte=on))
+        .select_related("region")
+        .order_by("region_id")
+    )
+
+
+def reward_candidates(
+    *, user, term: str = "", only_eligible: bool = False, today: date | None = None
+) -> QuerySet[Patient]:
+    """Registered patients in scope with the facts for the eligibility check.
+
+    ``only_eligible``: those the rule of the reward policy in force in their
+    county finds eligible today (none where no policy is in force).
+    """
     from patients.models import REGISTERED_STATUSES
     from patients.selectors import patient_search
 
     require(user, REWARD_VIEW)
+    today = today or timezone.localdate()
     qs = patient_list_visible_to(user=user).filter(status__in=REGISTERED_STATUSES)
     qs = patient_search(qs, term)
     if only_eligible:
-        high = settings.HIGH_RISK_MIN_LEVEL
-        qs = qs.filter(police_registered=True).filter(
-            Q(risk_level__gte=high)
-            | Q(
-                Exists(
-                    Incident.objects.filter(
-                        patient=OuterRef("pk"), kind__in=["trouble", "disaster"]
-                    )
-                )
+        eligible = Q(pk__in=[])
+        for policy in reward_policies_in_scope(user=user, on=today):
+            eligible |= Q(region__path__startswith=policy.region.path) & reward_rule_q(
+                policy.rule(), today=today
             )
-        )
+        qs = qs.filter(eligible)
     return with_reward_facts(qs).order_by("region_id", "name", "pk")
 
 
@@ -571,7 +634,6 @@ def patient_facts_on(patient: Patient, day: date) -> tuple[rules.PatientFacts, d
         union_member=state.union_member,
         risk_level=state.risk_level,
         registered=state.status in REGISTERED_STATUSES,
-        high_risk_min_level=settings.HIGH_RISK_MIN_LEVEL,
     )
     snapshot = {
         "as_of": day.isoformat(),

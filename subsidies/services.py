@@ -806,6 +806,7 @@ def settlement_policy_create(
                 payer=row["payer"],
                 condition=row.get("condition", "always"),
                 ratio=Decimal(str(row["ratio"])),
+                min_risk_level=row.get("min_risk_level", 3),
                 valid_from=row.get("valid_from"),
                 valid_to=row.get("valid_to"),
             )

@@ -24,7 +24,7 @@ from accounts.models import Region
 from accounts.roles import Role, role_of
 from audit.services import audit_record
 from core.errors import DomainError
-from patients.models import Incident
+from patients.models import Incident, IncidentKind
 from patients.selectors import (
     can_manage_patient,
     patient_get_for_user,
@@ -152,6 +152,38 @@ def award_list(request):
     return _render(request, "subsidies/award_list.html", "subsidies/partials/_award_rows.html", ctx)
 
 
+def reward_rule_text(rule: rules.RewardRule) -> str:
+    """The eligibility rule of a reward policy, in words (the page states the
+    policy in force, never a fixed text)."""
+    parts = [
+        _t("患者在册并经公安机关登记列管") if rule.require_police_registered else _t("患者在册")
+    ]
+    kinds = "、".join(
+        str(IncidentKind(k).label)
+        for k in rule.qualifying_incident_kinds
+        if k in IncidentKind.values
+    )
+    if kinds and rule.min_risk_level is not None:
+        parts.append(
+            _t("有%(kinds)s记录或最近危险性评估%(min)s级及以上")
+            % {"kinds": kinds, "min": rule.min_risk_level}
+        )
+    elif kinds:
+        parts.append(_t("有%(kinds)s记录") % {"kinds": kinds})
+    elif rule.min_risk_level is not None:
+        parts.append(_t("最近危险性评估%(min)s级及以上") % {"min": rule.min_risk_level})
+    parts.append(
+        _t("监护人已签订监护责任书") if rule.require_responsibility_letter else _t("已登记监护人")
+    )
+    if rule.min_assistant_guardians:
+        parts.append(_t("至少%(n)s名协助监护人") % {"n": rule.min_assistant_guardians})
+    if rule.reapply_bar_months:
+        parts.append(
+            _t("监护人近%(n)s个月内无未履行监护责任的情形") % {"n": rule.reapply_bar_months}
+        )
+    return _t("条件：%(parts)s。") % {"parts": "；".join(parts)}
+
+
 @require_GET
 def award_candidates(request):
     """Registered patients with the eligibility check and, when not eligible, why."""
@@ -199,6 +231,10 @@ def award_candidates(request):
         "query": _query_without_page(request),
         "flags": _reward_flags(user),
         "tab": "candidates",
+        "rule_texts": [
+            (policy.name, reward_rule_text(policy.rule()))
+            for policy in sel.reward_policies_in_scope(user=user, on=today)
+        ],
     }
     return _render(
         request, "subsidies/award_candidates.html", "subsidies/partials/_candidate_rows.html", ctx

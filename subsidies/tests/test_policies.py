@@ -92,7 +92,13 @@ def _policy_post(world, rows, **extra):
     }
 
 
-ROW = {"order": "1", "payer": "basic_insurance", "condition": "insured", "ratio": "90"}
+ROW = {
+    "order": "1",
+    "payer": "basic_insurance",
+    "condition": "insured",
+    "ratio": "90",
+    "min_risk_level": "3",
+}
 
 
 def test_admin_role_adds_a_settlement_policy_with_layers(admin_client, world):
@@ -161,6 +167,7 @@ def test_admin_change_bumps_the_version_and_keeps_history(admin_client, world):
             "layers-0-payer": "basic_insurance",
             "layers-0-condition": "insured",
             "layers-0-ratio": "85",
+            "layers-0-min_risk_level": "3",
         }
     )
     response = admin_client.post(url, data)

@@ -604,3 +604,49 @@ def test_a_transfer_out_of_the_county_ends_the_award_on_the_day_of_the_move(
         date(2025, 5, 10),
         date(2025, 6, 1),
     )
+
+
+def _only_eligible(user) -> set:
+    from subsidies import selectors
+
+    return set(
+        selectors.reward_candidates(user=user, only_eligible=True).values_list("pk", flat=True)
+    )
+
+
+def test_the_eligible_filter_follows_the_policy_rule_not_the_alert_setting(
+    world, patients, settings
+):
+    u = world.users
+    sf.reward_policy(
+        world.county_a, min_risk_level=None, qualifying_incident_kinds=["minor_trouble"]
+    )
+    a1 = sf.make_eligible(patients.pA1, doctor=u.doctor_a, police=u.police_a)  # a `trouble`
+    Patient.objects.filter(pk=a1.pk).update(risk_level=5)
+    assert _only_eligible(u.governance) == set()  # neither the kind nor the risk qualifies
+    sf.incident(a1, kind="minor_trouble", on=date(2025, 5, 1))
+    assert _only_eligible(u.governance) == {a1.pk}
+    settings.HIGH_RISK_MIN_LEVEL = 1
+    assert _only_eligible(u.governance) == {a1.pk}
+
+
+def test_the_eligible_filter_agrees_with_the_reasons_shown(world, patients, policies):
+    """Letter, assistants and the 12-month bar filter too: listed = no reason."""
+    from subsidies import selectors
+
+    u = world.users
+    sf.make_eligible(patients.pA1, doctor=u.doctor_a, police=u.police_a)
+    sf.make_eligible(patients.pB1, doctor=u.doctor_b, police=u.police_b, letter=False)
+    from patients.tests import factories as pf
+
+    pa2 = pf.patient(by=u.doctor_a, village="990102001002", name="甲二")
+    barred = sf.make_eligible(pa2, doctor=u.doctor_a, police=u.police_a)
+    sf.incident(barred, on=timezone.localdate() - timedelta(days=30), failed=True)
+    today = timezone.localdate()
+    rule = policies.reward.rule()
+    without_reasons = {
+        p.pk
+        for p in selectors.reward_candidates(user=u.governance)
+        if not rules.reward_ineligibility(selectors.reward_facts_for(p), rule, today=today)
+    }
+    assert without_reasons == _only_eligible(u.governance) == {patients.pA1.pk}

@@ -478,3 +478,27 @@ def test_episodes_admitted_the_same_day_count_in_recording_order(world, patients
         patient=patients.pA1, admission_date=date(2026, 1, 5), episode_id=first.episode_id
     )
     assert usage == {}
+
+
+def test_the_alert_threshold_setting_does_not_move_the_finance_backstop(world, patients, settings):
+    """The backstop's "risk ≥ 3" is policy data on the layer, not HIGH_RISK_MIN_LEVEL."""
+    from subsidies.models import PayerLayer
+
+    policy = sf.settlement_policy(world.county_a)  # the demo rule: 2019 backstop for risk ≥ 3
+    assert PayerLayer.objects.get(policy=policy, order=7).min_risk_level == 3
+    Patient.objects.filter(pk=patients.pA1.pk).update(risk_level=3)
+    bill = {
+        "patient_id": patients.pA1.pk,
+        "by": world.users.hospital,
+        "admission_date": date(2019, 6, 1),
+        "discharge_date": date(2019, 6, 20),
+        "total_cost": D("1000.00"),
+        "in_scope_cost": D("1000.00"),
+    }
+    quote, _ = services.settlement_quote(**bill)
+    assert {ln.payer: ln.amount for ln in quote.lines}["finance_backstop"] == D("100.00")
+    settings.HIGH_RISK_MIN_LEVEL = 4  # alerts from risk 4 on: the money stays the same
+    quote, _ = services.settlement_quote(**bill)
+    assert {ln.payer: ln.amount for ln in quote.lines}["finance_backstop"] == D("100.00")
+    s = services.settlement_record(**bill, today=TODAY)
+    assert s.policy_snapshot[5]["min_risk_level"] == 3

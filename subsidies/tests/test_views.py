@@ -496,3 +496,16 @@ def test_another_departments_statement_is_refused_with_a_reason(client, world, p
     assert response.status_code == 403
     response = client.get(reverse("subsidies:statement"), {"payer": "no-such-payer"})
     assert response.status_code == 403
+
+
+def test_candidates_page_states_the_rule_of_the_policy_in_force(client, world, patients):
+    sf.reward_policy(
+        world.county_a,
+        min_risk_level=4,
+        min_assistant_guardians=3,
+        qualifying_incident_kinds=["disaster"],
+    )
+    body = page(client, world.users.governance, "award-candidates").content.decode()
+    assert "有肇祸记录或最近危险性评估4级及以上" in body
+    assert "至少3名协助监护人" in body
+    assert "3级及以上" not in body
