@@ -851,6 +851,20 @@ def reward_policy_create(*, by=None, **fields) -> RewardPolicy:
     return policy
 
 
+def policy_next_version(policy: RewardPolicy | SettlementPolicy) -> int:
+    """The version a changed policy gets: one more than the saved row's, read
+    under a row lock (in the caller's transaction), so two saves get 2 and 3,
+    never 2 twice, and a copy of an old version never brings its number back."""
+    current = (
+        type(policy)
+        .objects.select_for_update()
+        .filter(pk=policy.pk)
+        .values_list("version", flat=True)
+        .first()
+    )
+    return (current or 0) + 1
+
+
 def _validation_to_domain(exc: ValidationError) -> DomainError:
     if hasattr(exc, "error_dict"):
         field, errors = next(iter(exc.error_dict.items()))
@@ -1019,6 +1033,7 @@ def _quote_for(
     total_cost,
     in_scope_cost,
     episode_id: int | None = None,
+    lock_policy: bool = False,
 ):
     """(quote, policy, layers, facts snapshot) — nothing saved.
 
@@ -1040,7 +1055,15 @@ def _quote_for(
     )
     if policy is None:
         raise DomainError(ERR_NO_SETTLEMENT_POLICY, field="admission_date")
-    layers = list(policy.layers.all())
+    if lock_policy:
+        # Saving: hold the policy row (the admin locks it to change it) and
+        # read its layers and version under the lock, so the settlement
+        # records exactly the version it used and the admin's "already used"
+        # check sees it.
+        policy = SettlementPolicy.objects.select_for_update(no_key=True).get(pk=policy.pk)
+        layers = list(PayerLayer.objects.filter(policy=policy).order_by("order"))
+    else:
+        layers = list(policy.layers.all())
     facts, snapshot = sel.patient_facts_on(patient, admission_date)
     usage = sel.year_usage(patient=patient, admission_date=admission_date, episode_id=episode_id)
     try:
@@ -1112,6 +1135,7 @@ def _settle(
         total_cost=total_cost,
         in_scope_cost=in_scope_cost,
         episode_id=episode.pk,
+        lock_policy=True,
     )
     settlement = Settlement(
         kind=SettlementKind.SETTLEMENT,
