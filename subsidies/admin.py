@@ -17,7 +17,8 @@ from __future__ import annotations
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import IntegrityError, transaction
+from django.http import HttpResponseRedirect
 from django.shortcuts import redirect
 from django.utils.translation import gettext_lazy as _
 from simple_history.admin import SimpleHistoryAdmin
@@ -28,7 +29,13 @@ from audit.services import audit_record
 from core.history import history_stamp
 from patients.models import IncidentKind
 from subsidies import rules
-from subsidies.models import PayerLayer, RewardPolicy, SettlementPolicy
+from subsidies.models import (
+    ERR_POLICY_OVERLAP,
+    PayerLayer,
+    RewardPolicy,
+    SettlementPolicy,
+    is_overlap_violation,
+)
 from subsidies.services import policy_next_version
 
 
@@ -95,6 +102,16 @@ class VersionedAdmin(AdminRoleOnly, CountyChoiceMixin, SimpleHistoryAdmin):
                 f"admin:{self.opts.app_label}_{self.opts.model_name}_history", object_id
             )
         return super().history_form_view(request, object_id, version_id, extra_context)
+
+    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+        try:
+            return super().changeform_view(request, object_id, form_url, extra_context)
+        except IntegrityError as exc:
+            # clean() found no overlap, but another save committed one meanwhile
+            if not is_overlap_violation(exc):
+                raise
+            self.message_user(request, ERR_POLICY_OVERLAP, level=messages.ERROR)
+            return HttpResponseRedirect(request.get_full_path())
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
         if request.method == "GET":

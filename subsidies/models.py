@@ -93,8 +93,21 @@ def _rule_value(obj, field: str):
     return sorted(value) if isinstance(value, list) else value
 
 
+# PostgreSQL exclusion constraints (migration 0006): no overlapping validity
+# per county, whatever clean() saw when two saves raced.
+OVERLAP_CONSTRAINTS = ("rewardpolicy_no_overlap", "settlementpolicy_no_overlap")
+
+
+def is_overlap_violation(exc: Exception) -> bool:
+    return any(name in str(exc) for name in OVERLAP_CONSTRAINTS)
+
+
 class CountyPolicy(models.Model):
-    """Common part of the two policies: one county, a validity, a version."""
+    """Common part of the two policies: one county, a validity, a version.
+
+    Validities of one county never overlap: refused by ``clean()`` with a
+    clear message, and by an exclusion constraint in PostgreSQL.
+    """
 
     region = models.ForeignKey(
         Region, verbose_name=_("县（区）"), on_delete=models.PROTECT, related_name="+"

@@ -29,6 +29,7 @@ from patients.selectors import can_manage_patient, patient_get_for_user
 from subsidies import rules
 from subsidies import selectors as sel
 from subsidies.models import (
+    ERR_POLICY_OVERLAP,
     OPEN_AWARD_STATUSES,
     PAYABLE_AWARD_STATUSES,
     ApplicationSource,
@@ -48,6 +49,7 @@ from subsidies.models import (
     SettlementKind,
     SettlementLine,
     SettlementPolicy,
+    is_overlap_violation,
 )
 
 # --- messages (tests reuse them) -------------------------------------------
@@ -823,7 +825,7 @@ def settlement_policy_create(
     except ValidationError as exc:
         raise _validation_to_domain(exc) from None
     history_stamp(policy, user=by, reason="policy.created")
-    policy.save()
+    _save_policy(policy)
     for row in layers:
         layer = PayerLayer(policy=policy, **{"condition": "always", **row})
         try:
@@ -846,9 +848,21 @@ def reward_policy_create(*, by=None, **fields) -> RewardPolicy:
     except ValidationError as exc:
         raise _validation_to_domain(exc) from None
     history_stamp(policy, user=by, reason="policy.created")
-    policy.save()
+    _save_policy(policy)
     audit_record(actor=by, action="policy.create", object_type="reward_policy", object_id=policy.pk)
     return policy
+
+
+def _save_policy(policy: RewardPolicy | SettlementPolicy) -> None:
+    """Save a new policy; an overlap another save committed meanwhile (the
+    database's exclusion constraint) gets the same message as clean()'s."""
+    try:
+        with transaction.atomic():
+            policy.save()
+    except IntegrityError as exc:
+        if is_overlap_violation(exc):
+            raise DomainError(ERR_POLICY_OVERLAP, field="valid_from") from None
+        raise
 
 
 def policy_next_version(policy: RewardPolicy | SettlementPolicy) -> int:
