@@ -572,6 +572,32 @@ def split_bill(
     )
 
 
+@dataclass(frozen=True)
+class PayerTotal:
+    """What one payer pays of a bill: one line per payer (API.md), with the
+    layers it paid through (a payer may hold several layers of a policy)."""
+
+    payer: str
+    amount: Decimal
+    layers: tuple  # the per-layer lines (``Line`` or saved lines), in order
+
+    @property
+    def order(self) -> int:
+        return self.layers[0].order
+
+
+def lines_by_payer(lines: Iterable) -> list[PayerTotal]:
+    """Merge per-layer lines (``Line`` or saved lines) into one per payer, in
+    the order of each payer's first layer; amounts add up exactly."""
+    grouped: dict[str, list] = {}
+    for line in sorted(lines, key=lambda ln: ln.order):
+        grouped.setdefault(line.payer, []).append(line)
+    return [
+        PayerTotal(payer=payer, amount=sum((ln.amount for ln in rows), ZERO), layers=tuple(rows))
+        for payer, rows in grouped.items()
+    ]
+
+
 def usage_from_lines(rows: Iterable[tuple[str, Decimal, Decimal]]) -> dict[str, PayerUsage]:
     """Sum (payer, base, amount) rows of earlier settlements (reversals negative)."""
     acc: dict[str, list[Decimal]] = {}

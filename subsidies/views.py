@@ -35,6 +35,7 @@ from patients.services import patient_record_search
 from subsidies import exports, forms, rules, services
 from subsidies import selectors as sel
 from subsidies.models import (
+    LIMITED_LABELS,
     OPEN_AWARD_STATUSES,
     AwardStatus,
     BatchStatus,
@@ -843,20 +844,29 @@ def _quote(request, episode, form_data, *, discharge_date):
     return quote, policy, {}
 
 
+def payer_rows(lines) -> list[dict]:
+    """Quoted or saved per-layer lines as one row per payer (as the API answers)."""
+    rows = []
+    for total in rules.lines_by_payer(lines):
+        layers = total.layers
+        rows.append(
+            {
+                "payer": total.payer,
+                "label": Payer(total.payer).label,
+                "ratio": "、".join(f"{ln.ratio}%" for ln in layers),
+                "base": layers[0].base,
+                "amount": total.amount,
+                "limited": "、".join(
+                    str(LIMITED_LABELS[ln.limited_by]) for ln in layers if ln.limited_by
+                ),
+                "layers": layers,
+            }
+        )
+    return rows
+
+
 def _quote_ctx(quote, policy, errors) -> dict:
-    lines = []
-    if quote is not None:
-        for ln in quote.lines:
-            lines.append(
-                {
-                    "payer": ln.payer,
-                    "label": Payer(ln.payer).label,
-                    "ratio": ln.ratio,
-                    "base": ln.base,
-                    "amount": ln.amount,
-                    "limited": ln.limited_by,
-                }
-            )
+    lines = payer_rows(quote.lines) if quote is not None else []
     return {"quote": quote, "quote_policy": policy, "quote_lines": lines, "quote_errors": errors}
 
 
@@ -952,7 +962,7 @@ def _settlement_context(request, settlement, reverse_form=None) -> dict:
     reversal = Settlement.objects.filter(reverses=settlement).first()
     return {
         "settlement": settlement,
-        "lines": sel.settlement_lines(settlement),
+        "lines": payer_rows(sel.settlement_lines(settlement)),
         "reversal": reversal,
         "flags": flags,
         "patient": settlement.patient if flags["show_identity"] else None,

@@ -596,3 +596,26 @@ def test_the_bar_cutoff_agrees_with_the_bar_of_each_incident(today, months):
     cutoff = rules.bar_cutoff(today, months)
     assert rules.add_months(cutoff, months) <= today
     assert rules.add_months(cutoff + timedelta(days=1), months) > today
+
+
+def test_lines_are_merged_per_payer():
+    """Two layers of the finance backstop in force together: one line, both layers kept."""
+    layers = [
+        Layer(1, "basic_insurance", "insured", D("50")),
+        Layer(2, "finance_backstop", "poor_or_high_risk", D("50")),
+        Layer(3, "finance_backstop", "registered", D("100")),
+    ]
+    q = split_bill(
+        total=D("1000.00"),
+        in_scope=D("1000.00"),
+        admission=date(2024, 1, 1),
+        layers=layers,
+        facts=PatientFacts(insured=True, risk_level=3),
+    )
+    merged = rules.lines_by_payer(q.lines)
+    assert [(m.payer, m.amount, m.order) for m in merged] == [
+        ("basic_insurance", D("500.00"), 1),
+        ("finance_backstop", D("500.00"), 2),
+    ]
+    assert [ln.amount for ln in merged[1].layers] == [D("250.00"), D("250.00")]
+    assert sum(m.amount for m in merged) == q.paid_by_payers
