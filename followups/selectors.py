@@ -97,6 +97,25 @@ def previous_completed_visit(patient_id, visit_date: date, *, exclude=None):
     return rules.PreviousVisit(row["visit_date"], row["classification"])
 
 
+def death_dates(patient_ids) -> dict:
+    """Patient id → the date of death recorded on its ``deceased`` follow-up
+    (the latest such visit), for the system's own jobs (e.g. ending a
+    guardian reward); patients without one are absent."""
+    rows = (
+        FollowUp.objects.filter(
+            patient_id__in=list(patient_ids),
+            outcome=Outcome.DECEASED,
+            death_date__isnull=False,
+        )
+        .order_by("patient_id", "-visit_date", "-created_at")
+        .values_list("patient_id", "death_date")
+    )
+    out: dict = {}
+    for patient_id, death_date in rows:
+        out.setdefault(patient_id, death_date)
+    return out
+
+
 def last_completed_followup(*, user, patient: Patient) -> FollowUp | None:
     return (
         followup_list_visible_to(user=user)

@@ -28,6 +28,16 @@ ERR_POLICY_OVERLAP = _("该县（区）在此期间已有其他政策生效（�
 ERR_MONEY_NEGATIVE = _("金额不能为负数。")
 ERR_INCIDENT_KINDS = _("请选择有效的肇事肇祸类别。")
 ERR_IMMUTABLE = _("结算单保存后不能修改，如需更正请冲销后重新结算。")
+ERR_POLICY_FROZEN = _(
+    "该政策（第%(version)s版）已用于%(used)s，其规则和支付层级不能再修改，否则以前的业务将无法按原规则核对。"
+    "如需调整，请将本政策的失效日期设为新规则生效的前一天，再新增一个政策版本并设定新的有效期。"
+)
+ERR_POLICY_VALIDITY_USED = _(
+    "该政策已用于%(first)s至%(last)s期间的业务，有效期须包含这段时间；"
+    "如需调整规则，请新增一个政策版本并设定新的有效期。"
+)
+USED_BY_SETTLEMENTS = _("一站式结算业务")
+USED_BY_REWARDS = _("以奖代补的申请或发放")
 
 MONEY = {"max_digits": 12, "decimal_places": 2}
 
@@ -71,13 +81,33 @@ class Condition(models.TextChoices):
     POOR = "poor", _("困难群众（低保、特困、低收入）")
     CERTIFICATE_HELD = "certificate_held", _("持有残疾人证")
     UNION_MEMBER = "union_member", _("工会会员")
-    HIGH_RISK = "high_risk", _("危险性评估3级及以上")
-    POOR_OR_HIGH_RISK = "poor_or_high_risk", _("困难群众或危险性评估3级及以上")
+    HIGH_RISK = "high_risk", _("危险性评估达到本层设定等级")
+    POOR_OR_HIGH_RISK = "poor_or_high_risk", _("困难群众或危险性评估达到本层设定等级")
     REGISTERED = "registered", _("在册患者")
 
 
+def _rule_value(obj, field: str):
+    """A rule field's value for comparison (a foreign key by id, a list of
+    codes in any order)."""
+    value = getattr(obj, obj._meta.get_field(field).attname)
+    return sorted(value) if isinstance(value, list) else value
+
+
+# PostgreSQL exclusion constraints (migration 0006): no overlapping validity
+# per county, whatever clean() saw when two saves raced.
+OVERLAP_CONSTRAINTS = ("rewardpolicy_no_overlap", "settlementpolicy_no_overlap")
+
+
+def is_overlap_violation(exc: Exception) -> bool:
+    return any(name in str(exc) for name in OVERLAP_CONSTRAINTS)
+
+
 class CountyPolicy(models.Model):
-    """Common part of the two policies: one county, a validity, a version."""
+    """Common part of the two policies: one county, a validity, a version.
+
+    Validities of one county never overlap: refused by ``clean()`` with a
+    clear message, and by an exclusion constraint in PostgreSQL.
+    """
 
     region = models.ForeignKey(
         Region, verbose_name=_("县（区）"), on_delete=models.PROTECT, related_name="+"
@@ -92,8 +122,46 @@ class CountyPolicy(models.Model):
     class Meta:
         abstract = True
 
+    # The fields that carry the policy's rules: frozen once the policy was
+    # used (subclasses add theirs; validity may still change, see clean()).
+    RULE_FIELDS: tuple[str, ...] = ("region",)
+    USED_BY = ""
+
     def __str__(self) -> str:
         return f"{self.name}（v{self.version}）"
+
+    def usage_span(self) -> tuple | None:
+        """(first day, last day) of the business done under this policy as
+        saved, or None while it is unused."""
+        raise NotImplementedError
+
+    def frozen_error(self) -> str:
+        return ERR_POLICY_FROZEN % {"version": self.version, "used": self.USED_BY}
+
+    def _check_frozen(self, errors: dict) -> None:
+        """Once used, the rules stay as they were (a settlement or a payment
+        can always be checked against the version it used); the validity may
+        change only so far as it still covers what was done under it."""
+        if self._state.adding or not self.pk:
+            return
+        original = type(self).objects.filter(pk=self.pk).first()
+        if original is None:
+            return
+        span = original.usage_span()
+        if span is None:
+            return
+        changed = [f for f in self.RULE_FIELDS if _rule_value(self, f) != _rule_value(original, f)]
+        if changed:
+            errors[changed[0] if changed[0] != "region" else "__all__"] = original.frozen_error()
+        first, last = span
+        if (self.valid_from and self.valid_from > first) or (
+            self.valid_to and self.valid_to < last
+        ):
+            field = "valid_from" if self.valid_from and self.valid_from > first else "valid_to"
+            errors.setdefault(
+                field,
+                ERR_POLICY_VALIDITY_USED % {"first": first.isoformat(), "last": last.isoformat()},
+            )
 
     def clean(self):
         errors = {}
@@ -101,6 +169,8 @@ class CountyPolicy(models.Model):
             errors["region"] = ERR_REGION_COUNTY
         if self.valid_from and self.valid_to and self.valid_to < self.valid_from:
             errors["valid_to"] = rules.ERR_VALIDITY_ORDER
+        if not errors:
+            self._check_frozen(errors)
         if not errors and self.region_id and self.valid_from:
             others = type(self).objects.filter(region_id=self.region_id).exclude(pk=self.pk)
             for other in others.only("valid_from", "valid_to"):
@@ -148,11 +218,44 @@ class RewardPolicy(CountyPolicy):
     )
     history = HistoricalRecords()
 
+    RULE_FIELDS = (
+        "region",
+        "yearly_amount",
+        "frequency",
+        "notice_days",
+        "require_police_registered",
+        "qualifying_incident_kinds",
+        "min_risk_level",
+        "require_responsibility_letter",
+        "min_assistant_guardians",
+        "reapply_bar_months",
+    )
+    USED_BY = USED_BY_REWARDS
+
     class Meta:
         verbose_name = _("以奖代补政策")
         verbose_name_plural = _("以奖代补政策")
         ordering = ["region_id", "-valid_from"]
         indexes = [models.Index(fields=["region", "valid_from"], name="rewardpolicy_region_from")]
+
+    def usage_span(self) -> tuple | None:
+        """Applications made under it, and the months of the county's payment
+        batches (with lines) drawn while it was in force."""
+        days = list(
+            Award.objects.filter(policy=self)
+            .order_by()
+            .aggregate(first=models.Min("applied_on"), last=models.Max("applied_on"))
+            .values()
+        )
+        batches = RewardBatch.objects.filter(
+            region_id=self.region_id, period_end__gte=self.valid_from, line_count__gt=0
+        )
+        if self.valid_to:
+            batches = batches.filter(period_start__lte=self.valid_to)
+        for start, end in batches.values_list("period_start", "period_end"):
+            days += [max(start, self.valid_from), min(end, self.valid_to or end)]
+        days = [d for d in days if d is not None]
+        return (min(days), max(days)) if days else None
 
     def clean(self):
         super().clean()
@@ -172,15 +275,31 @@ class RewardPolicy(CountyPolicy):
 
 
 class SettlementPolicy(CountyPolicy):
-    """一站式结算政策: ordered payer layers (``PayerLayer``)."""
+    """一站式结算政策: ordered payer layers (``PayerLayer``).
+
+    Frozen once a settlement used it: its layers (and region) no longer
+    change, so re-settling an older admission after a reversal applies the
+    rules the first settlement did. A new rule is a new policy version with
+    its own validity.
+    """
 
     history = HistoricalRecords()
+    USED_BY = USED_BY_SETTLEMENTS
 
     class Meta:
         verbose_name = _("一站式结算政策")
         verbose_name_plural = _("一站式结算政策")
         ordering = ["region_id", "-valid_from"]
         indexes = [models.Index(fields=["region", "valid_from"], name="settlepolicy_region_from")]
+
+    def usage_span(self) -> tuple | None:
+        """The admission dates of the settlements made under it."""
+        span = (
+            Settlement.objects.filter(policy=self)
+            .order_by()
+            .aggregate(first=models.Min("admission_date"), last=models.Max("admission_date"))
+        )
+        return (span["first"], span["last"]) if span["first"] else None
 
     def rule_layers(self, layers=None) -> list[rules.Layer]:
         rows = layers if layers is not None else self.layers.all()
@@ -217,7 +336,29 @@ class PayerLayer(models.Model):
     )
     valid_from = models.DateField(_("本层生效日期"), null=True, blank=True)
     valid_to = models.DateField(_("本层失效日期"), null=True, blank=True)
+    # The threshold of the high-risk conditions is this layer's own policy
+    # data: settings.HIGH_RISK_MIN_LEVEL decides when alerts fire, and
+    # changing it must not silently change who the finance backstop pays.
+    min_risk_level = models.PositiveSmallIntegerField(
+        _("危险性等级下限"),
+        default=3,
+        validators=[MinValueValidator(1), MaxValueValidator(5)],
+        help_text=_("条件为“危险性评估达到本层设定等级”时，危险性评估达到此等级及以上的患者适用"),
+    )
     history = HistoricalRecords()
+
+    RULE_FIELDS = (
+        "order",
+        "payer",
+        "condition",
+        "ratio",
+        "deductible_per_year",
+        "cap_per_episode",
+        "cap_per_year",
+        "min_risk_level",
+        "valid_from",
+        "valid_to",
+    )
 
     class Meta:
         verbose_name = _("支付层级")
@@ -236,6 +377,14 @@ class PayerLayer(models.Model):
     def clean(self):
         if self.valid_from and self.valid_to and self.valid_to < self.valid_from:
             raise ValidationError({"valid_to": rules.ERR_VALIDITY_ORDER})
+        if not self.policy_id:
+            return
+        original = PayerLayer.objects.filter(pk=self.pk).first() if self.pk else None
+        unchanged = original is not None and all(
+            getattr(self, f) == getattr(original, f) for f in self.RULE_FIELDS
+        )
+        if not unchanged and self.policy.usage_span() is not None:
+            raise ValidationError(self.policy.frozen_error())
 
     def as_rule(self) -> rules.Layer:
         return rules.Layer(
@@ -248,6 +397,7 @@ class PayerLayer(models.Model):
             cap_per_year=self.cap_per_year,
             valid_from=self.valid_from,
             valid_to=self.valid_to,
+            min_risk_level=self.min_risk_level,
         )
 
     def as_snapshot(self) -> dict:
@@ -264,6 +414,7 @@ class PayerLayer(models.Model):
             "cap_per_year": s(self.cap_per_year),
             "valid_from": s(self.valid_from),
             "valid_to": s(self.valid_to),
+            "min_risk_level": self.min_risk_level,
         }
 
 
@@ -501,6 +652,9 @@ class RewardBatchLine(models.Model):
         Region, verbose_name=_("村（居）"), on_delete=models.PROTECT, related_name="+"
     )
     months = models.JSONField(_("发放月份"), default=list)
+    # months of earlier, already drawn periods paid here (e.g. after a late
+    # yearly review); also listed in ``months``
+    arrears = models.JSONField(_("其中补发月份"), default=list, blank=True)
     month_count = models.PositiveSmallIntegerField(_("月数"))
     amount = models.DecimalField(_("金额（元）"), **MONEY)
 
@@ -599,7 +753,11 @@ class SettlementKind(models.TextChoices):
 
 
 class Settlement(models.Model):
-    """One saved settlement (or its reversal). Never changed after saving."""
+    """One saved settlement (or its reversal). Never changed after saving.
+
+    Refused here in Python and, in PostgreSQL, by a row trigger on UPDATE and
+    DELETE of this table and of its lines (migration 0003), whatever sends it.
+    """
 
     kind = models.CharField(
         _("类型"), max_length=10, choices=SettlementKind.choices, default=SettlementKind.SETTLEMENT
@@ -641,8 +799,11 @@ class Settlement(models.Model):
     facts = models.JSONField(_("入院日患者情况"), default=dict)
     settled_on = models.DateField(_("结算日期"), db_index=True)
     created_at = models.DateTimeField(auto_now_add=True)
+    # PROTECT, not SET_NULL: the row is immutable (a database trigger refuses
+    # UPDATE and DELETE), so whoever saved it stays recorded; accounts are
+    # deactivated, never deleted.
     created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.PROTECT, related_name="+"
     )
     reason = models.TextField(_("冲销原因"), blank=True)
 

@@ -109,6 +109,21 @@ def add_months(d: date, months: int) -> date:
     return date(year, month, min(d.day, calendar.monthrange(year, month)[1]))
 
 
+def year_after(start: date) -> date:
+    """The last day of the year that begins on ``start`` (2026-03-01 → 2027-02-28)."""
+    return add_months(start, 12) - timedelta(days=1)
+
+
+def renewed_until(valid_until: date) -> date:
+    """The end of the next year after a yearly term ending on ``valid_until``.
+
+    Counted from the day after, not from ``valid_until`` itself: adding 12
+    months to the 28th of February would lose the 29th in a leap year and
+    drift a day each renewal (2027-02-28 → 2028-02-29, not 2028-02-28).
+    """
+    return year_after(valid_until + timedelta(days=1))
+
+
 def next_month_start(d: date) -> date:
     return add_months(month_start(d), 1)
 
@@ -241,6 +256,18 @@ class Reason:
     message: str
 
 
+def bar_cutoff(today: date, bar_months: int) -> date:
+    """The latest failed-duty incident date that no longer bars an application
+    on ``today``: an incident after it still bars (``reapply_barred_until``
+    > today). Exact at month ends, where ``add_months`` clamps."""
+    cutoff = add_months(today, -bar_months)
+    while add_months(cutoff + timedelta(days=1), bar_months) <= today:
+        cutoff += timedelta(days=1)
+    while add_months(cutoff, bar_months) > today:
+        cutoff -= timedelta(days=1)
+    return cutoff
+
+
 def reapply_barred_until(facts: RewardFacts, rule: RewardRule) -> date | None:
     """The day from which a guardian who failed their duties may apply again."""
     if facts.last_failed_duty_incident is None:
@@ -371,6 +398,9 @@ class Layer:
     cap_per_year: Decimal | None = None
     valid_from: date | None = None
     valid_to: date | None = None
+    # the threshold of the ``high_risk`` conditions: policy data of this layer,
+    # not the alert setting (changing when alerts fire must not move money)
+    min_risk_level: int = 3
 
 
 @dataclass(frozen=True)
@@ -383,7 +413,6 @@ class PatientFacts:
     union_member: bool = False
     risk_level: int | None = None
     registered: bool = True
-    high_risk_min_level: int = 3
 
 
 @dataclass(frozen=True)
@@ -419,8 +448,10 @@ class Quote:
         return sum((ln.amount for ln in self.lines), ZERO)
 
 
-def condition_holds(condition: str, facts: PatientFacts) -> bool:
-    high_risk = facts.risk_level is not None and facts.risk_level >= facts.high_risk_min_level
+def condition_holds(condition: str, facts: PatientFacts, *, min_risk_level: int = 3) -> bool:
+    """Does a layer's condition hold for the patient? ``min_risk_level`` is the
+    layer's own threshold of the ``high_risk`` conditions."""
+    high_risk = facts.risk_level is not None and facts.risk_level >= min_risk_level
     poor = facts.poverty in POOR
     return {
         "always": True,
@@ -499,7 +530,7 @@ def split_bill(
     for layer in sorted(layers, key=lambda ly: ly.order):
         if not in_validity(admission, layer.valid_from, layer.valid_to):
             continue
-        if not condition_holds(layer.condition, facts):
+        if not condition_holds(layer.condition, facts, min_risk_level=layer.min_risk_level):
             continue
         used = usage.get(layer.payer, PayerUsage())
         base = remainder
@@ -539,6 +570,32 @@ def split_bill(
         patient_pays=out_of_scope + remainder,
         in_scope_remainder=remainder,
     )
+
+
+@dataclass(frozen=True)
+class PayerTotal:
+    """What one payer pays of a bill: one line per payer (API.md), with the
+    layers it paid through (a payer may hold several layers of a policy)."""
+
+    payer: str
+    amount: Decimal
+    layers: tuple  # the per-layer lines (``Line`` or saved lines), in order
+
+    @property
+    def order(self) -> int:
+        return self.layers[0].order
+
+
+def lines_by_payer(lines: Iterable) -> list[PayerTotal]:
+    """Merge per-layer lines (``Line`` or saved lines) into one per payer, in
+    the order of each payer's first layer; amounts add up exactly."""
+    grouped: dict[str, list] = {}
+    for line in sorted(lines, key=lambda ln: ln.order):
+        grouped.setdefault(line.payer, []).append(line)
+    return [
+        PayerTotal(payer=payer, amount=sum((ln.amount for ln in rows), ZERO), layers=tuple(rows))
+        for payer, rows in grouped.items()
+    ]
 
 
 def usage_from_lines(rows: Iterable[tuple[str, Decimal, Decimal]]) -> dict[str, PayerUsage]:

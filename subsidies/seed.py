@@ -67,6 +67,7 @@ DEMO_LAYERS = [
         "order": 7,
         "payer": "finance_backstop",
         "condition": "poor_or_high_risk",
+        "min_risk_level": 3,
         "ratio": Decimal("100"),
         "valid_from": date(2019, 4, 19),
         "valid_to": date(2019, 12, 31),
@@ -92,8 +93,46 @@ STATES = [
 ]
 
 
+# Township governance offices (乡镇综治办) do the township review: one demo
+# account per demo township, beyond API.md's ten (like finance1).
+TOWNSHIP_GOVERNANCE = [
+    ("towngov1", "990102001", "陈主任"),
+    ("towngov2", "990102002", "林主任"),
+    ("towngov3", "990102003", "何主任"),
+    ("towngov4", "990102004", "罗主任"),
+]
+TOWNSHIP_DOCTORS = {"990102001": "doctor1", "990102002": "doctor2"}
+
+
 def _user(username):
     return get_user_model().objects.filter(username=username).first()
+
+
+def _township_people(ctx) -> dict[str, dict]:
+    """Per demo township: its governance office account (created if missing)
+    and its health centre doctor, where the demo has one."""
+    orgs = ctx.data["organisations"]
+    people: dict[str, dict] = {}
+    for username, township, display in TOWNSHIP_GOVERNANCE:
+        org = orgs.get((OrganisationKind.GOVERNANCE_OFFICE.value, township))
+        if org is None:
+            continue
+        user = _user(username) or staff_create(
+            username=username,
+            password=ctx.password,
+            organisation=org,
+            role=Role.GOVERNANCE,
+            display_name=display,
+            validate=False,
+        )
+        doctor = _user(TOWNSHIP_DOCTORS[township]) if township in TOWNSHIP_DOCTORS else None
+        people[township] = {
+            "governance": user,
+            "governance_org": org,
+            "doctor": doctor,
+            "doctor_org": doctor.staff.organisation if doctor else None,
+        }
+    return people
 
 
 def _aware(d: date, hour: int = 10) -> datetime:
@@ -133,7 +172,7 @@ def seed(ctx) -> None:
         layers=DEMO_LAYERS,
         notes="基本医保90%，大病保险起付线2万元以上60%，民政、残联、工会依次救助，财政兜底。",
     )
-    awards = _seed_awards(ctx, county, gov, civil)
+    awards = _seed_awards(ctx, county, gov, civil, _township_people(ctx))
     batches = _seed_batches(ctx, county, gov, finance)
     settlements = _seed_settlements(ctx, hospital) if hospital is not None else 0
     ctx.log(f"    {awards} rewards, {batches} batches, {settlements} settlements")
@@ -183,7 +222,7 @@ def _incident(ctx, patient, *, kind, on: date, failed: bool, orgs) -> Incident:
     )
 
 
-def _seed_awards(ctx, county, gov, civil) -> int:
+def _seed_awards(ctx, county, gov, civil, township_people) -> int:
     rng, today = ctx.rng, ctx.today
     orgs = ctx.data["organisations"]
     needed = sum(n for _s, n in STATES)
@@ -213,7 +252,16 @@ def _seed_awards(ctx, county, gov, civil) -> int:
             if patient is None:
                 break
             award, events, extra = _plan_award(
-                ctx, patient, status, policy, gov, civil, gov_org, civil_org, orgs
+                ctx,
+                patient,
+                status,
+                policy,
+                gov,
+                civil,
+                gov_org,
+                civil_org,
+                orgs,
+                township_people.get(patient.region_id[:9], {}),
             )
             awards.append(award)
             plans.append(events)
@@ -241,13 +289,27 @@ def _seed_awards(ctx, county, gov, civil) -> int:
     return len(awards)
 
 
-def _plan_award(ctx, patient, status, policy, gov, civil, gov_org, civil_org, orgs):
-    """One award in ``status`` with the events that led there (backdated)."""
+def _plan_award(ctx, patient, status, policy, gov, civil, gov_org, civil_org, orgs, town):
+    """One award in ``status`` with the events that led there (backdated).
+
+    ``town``: the township's governance office account (township review, and
+    applications it enters) and health centre doctor (applications), if any.
+    """
     rng, today = ctx.rng, ctx.today
     guardian = patient.guardian
     source = rng.choice(
         [ApplicationSource.HEALTH_CENTRE, ApplicationSource.VILLAGE, ApplicationSource.GOVERNANCE]
     )
+    # who entered the application: the health centre's doctor, or the
+    # township governance office (it may enter village nominations too)
+    doctor, town_gov = town.get("doctor"), town.get("governance") or gov
+    town_gov_org = town.get("governance_org") or gov_org
+    if source == ApplicationSource.HEALTH_CENTRE and doctor is None:
+        source = ApplicationSource.VILLAGE
+    if source == ApplicationSource.GOVERNANCE or doctor is None:
+        applicant, applicant_org = town_gov, town_gov_org
+    else:
+        applicant, applicant_org = doctor, town.get("doctor_org")
     recent = status in (AwardStatus.APPLIED, AwardStatus.REVIEWED, AwardStatus.NOTICE)
     applied = today - timedelta(days=rng.randrange(1, 4) if recent else rng.randrange(120, 900))
     if status == AwardStatus.NOTICE:
@@ -264,21 +326,34 @@ def _plan_award(ctx, patient, status, policy, gov, civil, gov_org, civil_org, or
         applied_on=applied,
         eligibility_snapshot={"police_registered": True, "assistant_guardians": patient.n_assist},
     )
-    events = [(AwardStep.APPLIED, _aware(applied, 9), None, None, "")]
+    award.applied_by = applicant
+    events = [(AwardStep.APPLIED, _aware(applied, 9), applicant, applicant_org, "")]
     extra: list[Incident] = []
     if status == AwardStatus.APPLIED:
         return award, events, extra
     reviewed = applied + timedelta(days=rng.randrange(2, 6))
     if status == AwardStatus.REJECTED:
-        award.reviewed_by, award.reviewed_at = gov, _aware(reviewed)
+        award.reviewed_by, award.reviewed_at = town_gov, _aware(reviewed)
         award.closing_note = "协助监护人未实际履行协助职责，待补充后重新申请。"
         events.append(
-            (AwardStep.TOWNSHIP_REJECTED, _aware(reviewed), gov, gov_org, award.closing_note)
+            (
+                AwardStep.TOWNSHIP_REJECTED,
+                _aware(reviewed),
+                town_gov,
+                town_gov_org,
+                award.closing_note,
+            )
         )
         return award, events, extra
-    award.reviewed_by, award.reviewed_at = gov, _aware(reviewed)
+    award.reviewed_by, award.reviewed_at = town_gov, _aware(reviewed)
     events.append(
-        (AwardStep.TOWNSHIP_APPROVED, _aware(reviewed), gov, gov_org, "经入户核实，情况属实。")
+        (
+            AwardStep.TOWNSHIP_APPROVED,
+            _aware(reviewed),
+            town_gov,
+            town_gov_org,
+            "经入户核实，情况属实。",
+        )
     )
     if status == AwardStatus.REVIEWED:
         return award, events, extra
@@ -291,14 +366,14 @@ def _plan_award(ctx, patient, status, policy, gov, civil, gov_org, civil_org, or
         return award, events, extra
     active_from = award.notice_until + timedelta(days=1)
     award.active_from = active_from
-    valid_until = rules.add_months(active_from, 12) - timedelta(days=1)
+    valid_until = rules.year_after(active_from)
     events.append((AwardStep.ACTIVATED, _aware(active_from, 2), None, None, ""))
     while valid_until < today + timedelta(days=rng.randrange(10, 300)):
         review_day = valid_until - timedelta(days=rng.randrange(5, 40))
         if review_day >= today:
             break
         events.append((AwardStep.RENEWED, _aware(review_day), gov, gov_org, "年审合格。"))
-        valid_until = rules.add_months(valid_until, 12)
+        valid_until = rules.renewed_until(valid_until)
     award.valid_until = valid_until
     if status == AwardStatus.SUSPENDED:
         on = max(active_from + timedelta(days=40), today - timedelta(days=rng.randrange(30, 150)))

@@ -11,12 +11,13 @@ from __future__ import annotations
 
 from datetime import date, datetime, time, timedelta
 
-from django.conf import settings
 from django.core.exceptions import ObjectDoesNotExist, PermissionDenied
 from django.db.models import Count, Exists, OuterRef, Q, QuerySet, Subquery, Sum
 from django.db.models.functions import Coalesce
+from django.db.models.lookups import GreaterThanOrEqual
 from django.http import Http404
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from accounts.models import OrganisationKind, Region, RegionLevel
 from accounts.roles import VIEW_AGGREGATES, VIEW_PATIENTS, Role, role_of
@@ -273,26 +274,89 @@ def reward_facts_for(patient: Patient) -> rules.RewardFacts:
     )
 
 
-def reward_candidates(*, user, term: str = "", only_eligible: bool = False) -> QuerySet[Patient]:
-    """Registered patients in scope with the facts for the eligibility check."""
+def reward_rule_q(rule: rules.RewardRule, *, today: date) -> Q:
+    """Patients whose guardian the reward ``rule`` finds eligible on ``today``,
+    as a filter: the database form of ``rules.reward_ineligibility`` (same
+    facts as ``with_reward_facts``), for lists and counts that must not load
+    every patient. Reusable wherever eligibility is counted or filtered.
+    """
+    from patients.models import REGISTERED_STATUSES, Guardian
+
+    q = Q(status__in=REGISTERED_STATUSES)
+    if rule.require_police_registered:
+        q &= Q(police_registered=True)
+    qualifying = Q(
+        Exists(
+            Incident.objects.filter(
+                patient=OuterRef("pk"), kind__in=list(rule.qualifying_incident_kinds)
+            )
+        )
+    )
+    if rule.min_risk_level is not None:
+        qualifying |= Q(risk_level__gte=rule.min_risk_level)
+    q &= qualifying
+    guardians = Guardian.objects.filter(patient=OuterRef("pk"))
+    if rule.require_responsibility_letter:
+        guardians = guardians.filter(responsibility_letter=True)
+    q &= Q(Exists(guardians))
+    if rule.min_assistant_guardians > 0:
+        assistants = Coalesce(
+            Subquery(
+                AssistantGuardian.objects.filter(patient=OuterRef("pk"))
+                .order_by()
+                .values("patient")
+                .annotate(n=Count("pk"))
+                .values("n")[:1]
+            ),
+            0,
+        )
+        q &= Q(GreaterThanOrEqual(assistants, rule.min_assistant_guardians))
+    barring = Incident.objects.filter(
+        patient=OuterRef("pk"),
+        guardian_failed_duties=True,
+        occurred_on__gt=rules.bar_cutoff(today, rule.reapply_bar_months),
+    )
+    return q & ~Q(Exists(barring))
+
+
+def reward_policies_in_scope(*, user, on: date) -> list[RewardPolicy]:
+    """The reward policies in force on ``on`` in the counties of the user's
+    area (the counties inside it, or the county containing a part of it)."""
+    counties = Q(pk__in=[])
+    for region in _scope_regions(user):
+        counties |= Q(region__path__startswith=region.path)
+        if region.county_code:
+            counties |= Q(region_id=region.county_code)
+    return list(
+        RewardPolicy.objects.filter(counties, valid_from__lte=on)
+        .filter(Q(valid_to__isnull=True) | Q(valid_to__gte=on))
+        .select_related("region")
+        .order_by("region_id")
+    )
+
+
+def reward_candidates(
+    *, user, term: str = "", only_eligible: bool = False, today: date | None = None
+) -> QuerySet[Patient]:
+    """Registered patients in scope with the facts for the eligibility check.
+
+    ``only_eligible``: those the rule of the reward policy in force in their
+    county finds eligible today (none where no policy is in force).
+    """
     from patients.models import REGISTERED_STATUSES
     from patients.selectors import patient_search
 
     require(user, REWARD_VIEW)
+    today = today or timezone.localdate()
     qs = patient_list_visible_to(user=user).filter(status__in=REGISTERED_STATUSES)
     qs = patient_search(qs, term)
     if only_eligible:
-        high = settings.HIGH_RISK_MIN_LEVEL
-        qs = qs.filter(police_registered=True).filter(
-            Q(risk_level__gte=high)
-            | Q(
-                Exists(
-                    Incident.objects.filter(
-                        patient=OuterRef("pk"), kind__in=["trouble", "disaster"]
-                    )
-                )
+        eligible = Q(pk__in=[])
+        for policy in reward_policies_in_scope(user=user, on=today):
+            eligible |= Q(region__path__startswith=policy.region.path) & reward_rule_q(
+                policy.rule(), today=today
             )
-        )
+        qs = qs.filter(eligible)
     return with_reward_facts(qs).order_by("region_id", "name", "pk")
 
 
@@ -468,6 +532,9 @@ def effective_settlement(episode: Episode) -> Settlement | None:
     )
 
 
+ERR_STATEMENT_PAYER = _("您所在部门不能查看“%(payer)s”的对账单；可查看的支付方：%(allowed)s。")
+
+
 def statement_payers_for(user) -> tuple[str, ...]:
     if not can(user, STATEMENT_VIEW):
         return ()
@@ -495,16 +562,54 @@ def statement_total(lines: QuerySet[SettlementLine]):
     return lines.order_by().aggregate(t=Coalesce(Sum("amount"), rules.ZERO))["t"]
 
 
-def year_usage(*, patient: Patient, year: int) -> dict[str, rules.PayerUsage]:
-    """Per payer: what reached it and what it paid in this year's earlier settlements."""
+def year_usage(
+    *, patient: Patient, admission_date: date, episode_id: int | None = None
+) -> dict[str, rules.PayerUsage]:
+    """Per payer: what reached it and what it paid in the patient's EARLIER
+    episodes of the admission year (DOMAIN.md → One-stop settlement).
+
+    Only settlements in force count (neither reversed nor reversals), and
+    only of episodes admitted before this one: an earlier admission date, or
+    the same date and a smaller episode id (the order episodes were
+    recorded). The episode itself never counts, so re-settling it after a
+    reversal, or quoting it again, gives the same split as the first time;
+    later episodes never reach back. ``episode_id`` None: a bill not yet
+    recorded, after every episode recorded so far.
+    """
+    same_day_earlier = Q(settlement__admission_date=admission_date)
+    if episode_id is not None:
+        same_day_earlier &= Q(settlement__episode_id__lt=episode_id)
     rows = (
-        SettlementLine.objects.filter(settlement__patient=patient)
-        .filter(settlement__admission_date__year=year)
+        SettlementLine.objects.filter(
+            settlement__patient=patient,
+            settlement__kind=SettlementKind.SETTLEMENT,
+            settlement__reversal__isnull=True,
+            settlement__admission_date__year=admission_date.year,
+        )
+        .filter(Q(settlement__admission_date__lt=admission_date) | same_day_earlier)
         .order_by()
         .values("payer")
         .annotate(b=Sum("base"), a=Sum("amount"))
     )
     return {r["payer"]: rules.PayerUsage(base=r["b"], paid=r["a"]) for r in rows}
+
+
+def moved_out_on(patient: Patient, county_path: str) -> date | None:
+    """The day the patient last moved out of the county at ``county_path``
+    (a ``transfer`` moves the register's region; its history keeps when), or
+    None when the record never left it. For the system's own jobs."""
+    moved = None
+    for at, path in (
+        patient.history.order_by("history_date", "history_id")
+        .values_list("history_date", "region__path")
+        .iterator()
+    ):
+        inside = bool(path) and path.startswith(county_path)
+        if inside:
+            moved = None
+        elif moved is None:
+            moved = timezone.localdate(at)
+    return moved
 
 
 def patient_facts_on(patient: Patient, day: date) -> tuple[rules.PatientFacts, dict]:
@@ -529,7 +634,6 @@ def patient_facts_on(patient: Patient, day: date) -> tuple[rules.PatientFacts, d
         union_member=state.union_member,
         risk_level=state.risk_level,
         registered=state.status in REGISTERED_STATUSES,
-        high_risk_min_level=settings.HIGH_RISK_MIN_LEVEL,
     )
     snapshot = {
         "as_of": day.isoformat(),

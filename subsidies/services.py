@@ -14,7 +14,7 @@ from decimal import Decimal
 
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
-from django.db.models import Exists, OuterRef
+from django.db.models import Exists, F, OuterRef, Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
@@ -29,6 +29,7 @@ from patients.selectors import can_manage_patient, patient_get_for_user
 from subsidies import rules
 from subsidies import selectors as sel
 from subsidies.models import (
+    ERR_POLICY_OVERLAP,
     OPEN_AWARD_STATUSES,
     PAYABLE_AWARD_STATUSES,
     ApplicationSource,
@@ -48,6 +49,7 @@ from subsidies.models import (
     SettlementKind,
     SettlementLine,
     SettlementPolicy,
+    is_overlap_violation,
 )
 
 # --- messages (tests reuse them) -------------------------------------------
@@ -346,7 +348,7 @@ def _activate(award: Award, *, today: date) -> None:
     start = min(award.notice_until + timedelta(days=1), today) if award.notice_until else today
     award.status = AwardStatus.ACTIVE
     award.active_from = start
-    award.valid_until = rules.add_months(start, 12) - timedelta(days=1)
+    award.valid_until = rules.year_after(start)
     _save_award(
         award, by=None, reason="reward.activated", fields=["status", "active_from", "valid_until"]
     )
@@ -388,7 +390,9 @@ def award_yearly_review(
         _policy, reasons = reward_eligibility(patient=award.patient, today=today)
         if reasons:
             raise DomainError(ERR_NOT_ELIGIBLE % {"reasons": "；".join(r.message for r in reasons)})
-        award.valid_until = rules.add_months(award.valid_until, 12)
+        # from the old due date, even when the review comes late: the months
+        # in between become payable again (the next batch pays them as arrears)
+        award.valid_until = rules.renewed_until(award.valid_until)
         _save_award(award, by=by, reason="reward.renewed", fields=["valid_until"])
         _event(award, AwardStep.RENEWED, by=by, note=note)
     else:
@@ -533,16 +537,37 @@ STATUS_END_REASONS = {
 
 @transaction.atomic
 def awards_end_for_patient_status(*, today: date | None = None) -> int:
-    """End open awards of patients who died, moved out or were removed (daily)."""
-    awards = (
+    """End open awards of patients who died, moved out or were removed (daily).
+
+    The end date is the event's own date, not when it was recorded: the
+    date of death on the ``deceased`` follow-up; for a patient moved out of
+    the award's county by a transfer, the day of the transfer; otherwise the
+    day the register's status changed. Nothing is paid after that month.
+    """
+    from followups.selectors import death_dates
+
+    left_county = ~Q(patient__region__path__startswith=F("policy__region__path"))
+    awards = list(
         Award.objects.select_for_update(of=("self",))
-        .select_related("patient", "policy")
-        .filter(status__in=OPEN_AWARD_STATUSES, patient__status__in=list(STATUS_END_REASONS))
+        .select_related("patient", "policy__region")
+        .filter(status__in=OPEN_AWARD_STATUSES)
+        .filter(Q(patient__status__in=list(STATUS_END_REASONS)) | left_county)
     )
+    deaths = death_dates(a.patient_id for a in awards if a.patient.status == Status.DECEASED)
     n = 0
-    for award in list(awards):
-        on = timezone.localdate(award.patient.status_changed_at)
-        _end(award, reason=STATUS_END_REASONS[award.patient.status], on=on, by=None)
+    for award in awards:
+        patient = award.patient
+        changed_on = timezone.localdate(patient.status_changed_at)
+        if patient.status == Status.DECEASED:
+            reason, on = EndReason.DECEASED, deaths.get(patient.pk, changed_on)
+        elif patient.status in STATUS_END_REASONS:
+            reason, on = STATUS_END_REASONS[patient.status], changed_on
+            if reason == EndReason.MOVED_OUT:
+                on = sel.moved_out_on(patient, award.policy.region.path) or changed_on
+        else:  # still registered, but transferred to another county
+            reason = EndReason.MOVED_OUT
+            on = sel.moved_out_on(patient, award.policy.region.path) or _today(today)
+        _end(award, reason=reason, on=on, by=None)
         n += 1
     return n
 
@@ -567,7 +592,9 @@ def batch_draw(
     """Draw up the payment batch of a county for a finished period.
 
     Idempotent: a second call for the same county and period returns the
-    batch already drawn (``created`` False) and changes nothing.
+    batch already drawn (``created`` False) and changes nothing. A month is
+    paid at most once per award; the batch also pays, as arrears, the unpaid
+    payable months of the county's earlier drawn periods.
     """
     if by is not None:
         _require(by, sel.BATCH_DRAW)
@@ -620,15 +647,39 @@ def batch_draw(
         award__in=[a.pk for a in awards]
     ).values_list("award_id", "months"):
         paid_before.setdefault(award_id, set()).update(months)
+    # Arrears: months of earlier periods whose batch was already drawn, in
+    # which the award is now payable but nothing was paid (a late yearly
+    # review extends the award from its old due date). Only drawn periods:
+    # months before the county's first batch (paid outside the system) are
+    # never back-paid, and an undrawn earlier period pays its own months.
+    drawn = [
+        rules.Period(code, start, end)
+        for code, start, end in RewardBatch.objects.filter(
+            region=region, period_end__lt=period.start
+        ).values_list("period", "period_start", "period_end")
+    ]
+    if drawn:
+        first = min(p.start for p in drawn)
+        policies = sel.reward_policies_for(county_code=region.pk, start=first, end=period.end)
     lines = []
     for award in awards:
-        months = rules.paying_months(
-            period,
-            active_from=award.active_from,
-            stop_from=award.stop_from,
-            valid_until=award.valid_until,
-        )
-        months = [m for m in months if f"{m:%Y-%m}" not in paid_before.get(award.pk, ())]
+        paid = paid_before.get(award.pk, set())
+        terms = {
+            "active_from": award.active_from,
+            "stop_from": award.stop_from,
+            "valid_until": award.valid_until,
+        }
+        arrears = {
+            m
+            for p in drawn
+            if p.end >= award.active_from
+            for m in rules.paying_months(p, **terms)
+            if f"{m:%Y-%m}" not in paid
+        }
+        arrears_codes = {f"{m:%Y-%m}" for m in arrears}
+        months = sorted(arrears) + [
+            m for m in rules.paying_months(period, **terms) if f"{m:%Y-%m}" not in paid
+        ]
         amounts = []
         paid_months = []
         for m in months:
@@ -646,6 +697,7 @@ def batch_draw(
                 guardian_relation=award.guardian_relation,
                 village_id=award.region_id,
                 months=paid_months,
+                arrears=[code for code in paid_months if code in arrears_codes],
                 month_count=len(paid_months),
                 amount=rules.reward_amount(amounts),
             )
@@ -756,6 +808,7 @@ def settlement_policy_create(
                 payer=row["payer"],
                 condition=row.get("condition", "always"),
                 ratio=Decimal(str(row["ratio"])),
+                min_risk_level=row.get("min_risk_level", 3),
                 valid_from=row.get("valid_from"),
                 valid_to=row.get("valid_to"),
             )
@@ -772,7 +825,7 @@ def settlement_policy_create(
     except ValidationError as exc:
         raise _validation_to_domain(exc) from None
     history_stamp(policy, user=by, reason="policy.created")
-    policy.save()
+    _save_policy(policy)
     for row in layers:
         layer = PayerLayer(policy=policy, **{"condition": "always", **row})
         try:
@@ -795,9 +848,35 @@ def reward_policy_create(*, by=None, **fields) -> RewardPolicy:
     except ValidationError as exc:
         raise _validation_to_domain(exc) from None
     history_stamp(policy, user=by, reason="policy.created")
-    policy.save()
+    _save_policy(policy)
     audit_record(actor=by, action="policy.create", object_type="reward_policy", object_id=policy.pk)
     return policy
+
+
+def _save_policy(policy: RewardPolicy | SettlementPolicy) -> None:
+    """Save a new policy; an overlap another save committed meanwhile (the
+    database's exclusion constraint) gets the same message as clean()'s."""
+    try:
+        with transaction.atomic():
+            policy.save()
+    except IntegrityError as exc:
+        if is_overlap_violation(exc):
+            raise DomainError(ERR_POLICY_OVERLAP, field="valid_from") from None
+        raise
+
+
+def policy_next_version(policy: RewardPolicy | SettlementPolicy) -> int:
+    """The version a changed policy gets: one more than the saved row's, read
+    under a row lock (in the caller's transaction), so two saves get 2 and 3,
+    never 2 twice, and a copy of an old version never brings its number back."""
+    current = (
+        type(policy)
+        .objects.select_for_update()
+        .filter(pk=policy.pk)
+        .values_list("version", flat=True)
+        .first()
+    )
+    return (current or 0) + 1
 
 
 def _validation_to_domain(exc: ValidationError) -> DomainError:
@@ -967,8 +1046,14 @@ def _quote_for(
     discharge_date: date | None,
     total_cost,
     in_scope_cost,
+    episode_id: int | None = None,
+    lock_policy: bool = False,
 ):
-    """(quote, policy, layers, facts snapshot) — nothing saved."""
+    """(quote, policy, layers, facts snapshot) — nothing saved.
+
+    ``episode_id``: the episode being settled (None: a bill not yet recorded);
+    the yearly deductible and caps count only the patient's earlier episodes.
+    """
     # bad amounts are reported before a missing policy: they are the user's to fix
     try:
         rules.check_bill(
@@ -984,9 +1069,17 @@ def _quote_for(
     )
     if policy is None:
         raise DomainError(ERR_NO_SETTLEMENT_POLICY, field="admission_date")
-    layers = list(policy.layers.all())
+    if lock_policy:
+        # Saving: hold the policy row (the admin locks it to change it) and
+        # read its layers and version under the lock, so the settlement
+        # records exactly the version it used and the admin's "already used"
+        # check sees it.
+        policy = SettlementPolicy.objects.select_for_update(no_key=True).get(pk=policy.pk)
+        layers = list(PayerLayer.objects.filter(policy=policy).order_by("order"))
+    else:
+        layers = list(policy.layers.all())
     facts, snapshot = sel.patient_facts_on(patient, admission_date)
-    usage = sel.year_usage(patient=patient, year=admission_date.year)
+    usage = sel.year_usage(patient=patient, admission_date=admission_date, episode_id=episode_id)
     try:
         quote = rules.split_bill(
             total=Decimal(total_cost),
@@ -1010,17 +1103,33 @@ def settlement_quote(
     discharge_date: date | None,
     total_cost,
     in_scope_cost,
+    episode_id: int | None = None,
     request=None,
 ):
-    """Quote a settlement (nothing saved): (quote, policy)."""
-    _hospital_of(by)
+    """Quote a settlement (nothing saved): (quote, policy).
+
+    The episode is the one the save would settle: ``episode_id`` when given
+    (the discharge page), else the caller's hospital's episode of the patient
+    admitted on ``admission_date`` (as ``settlement_record`` finds it), if any.
+    """
+    hospital = _hospital_of(by)
     patient = patient_get_for_user(user=by, pk=patient_id, request=request)
+    if episode_id is None:
+        episode_id = (
+            Episode.objects.filter(
+                patient=patient, hospital=hospital, admission_date=admission_date
+            )
+            .order_by("-id")
+            .values_list("pk", flat=True)
+            .first()
+        )
     quote, policy, _layers, _snap = _quote_for(
         patient=patient,
         admission_date=admission_date,
         discharge_date=discharge_date,
         total_cost=total_cost,
         in_scope_cost=in_scope_cost,
+        episode_id=episode_id,
     )
     _audit(by, "settlement.quote", patient.pk, request)
     return quote, policy
@@ -1039,6 +1148,8 @@ def _settle(
         discharge_date=episode.discharge_date,
         total_cost=total_cost,
         in_scope_cost=in_scope_cost,
+        episode_id=episode.pk,
+        lock_policy=True,
     )
     settlement = Settlement(
         kind=SettlementKind.SETTLEMENT,

@@ -24,7 +24,7 @@ from accounts.models import Region
 from accounts.roles import Role, role_of
 from audit.services import audit_record
 from core.errors import DomainError
-from patients.models import Incident
+from patients.models import Incident, IncidentKind
 from patients.selectors import (
     can_manage_patient,
     patient_get_for_user,
@@ -35,6 +35,7 @@ from patients.services import patient_record_search
 from subsidies import exports, forms, rules, services
 from subsidies import selectors as sel
 from subsidies.models import (
+    LIMITED_LABELS,
     OPEN_AWARD_STATUSES,
     AwardStatus,
     BatchStatus,
@@ -152,6 +153,38 @@ def award_list(request):
     return _render(request, "subsidies/award_list.html", "subsidies/partials/_award_rows.html", ctx)
 
 
+def reward_rule_text(rule: rules.RewardRule) -> str:
+    """The eligibility rule of a reward policy, in words (the page states the
+    policy in force, never a fixed text)."""
+    parts = [
+        _t("患者在册并经公安机关登记列管") if rule.require_police_registered else _t("患者在册")
+    ]
+    kinds = "、".join(
+        str(IncidentKind(k).label)
+        for k in rule.qualifying_incident_kinds
+        if k in IncidentKind.values
+    )
+    if kinds and rule.min_risk_level is not None:
+        parts.append(
+            _t("有%(kinds)s记录或最近危险性评估%(min)s级及以上")
+            % {"kinds": kinds, "min": rule.min_risk_level}
+        )
+    elif kinds:
+        parts.append(_t("有%(kinds)s记录") % {"kinds": kinds})
+    elif rule.min_risk_level is not None:
+        parts.append(_t("最近危险性评估%(min)s级及以上") % {"min": rule.min_risk_level})
+    parts.append(
+        _t("监护人已签订监护责任书") if rule.require_responsibility_letter else _t("已登记监护人")
+    )
+    if rule.min_assistant_guardians:
+        parts.append(_t("至少%(n)s名协助监护人") % {"n": rule.min_assistant_guardians})
+    if rule.reapply_bar_months:
+        parts.append(
+            _t("监护人近%(n)s个月内无未履行监护责任的情形") % {"n": rule.reapply_bar_months}
+        )
+    return _t("条件：%(parts)s。") % {"parts": "；".join(parts)}
+
+
 @require_GET
 def award_candidates(request):
     """Registered patients with the eligibility check and, when not eligible, why."""
@@ -199,6 +232,10 @@ def award_candidates(request):
         "query": _query_without_page(request),
         "flags": _reward_flags(user),
         "tab": "candidates",
+        "rule_texts": [
+            (policy.name, reward_rule_text(policy.rule()))
+            for policy in sel.reward_policies_in_scope(user=user, on=today)
+        ],
     }
     return _render(
         request, "subsidies/award_candidates.html", "subsidies/partials/_candidate_rows.html", ctx
@@ -260,9 +297,10 @@ def _award_context(request, award, bound: dict | None = None) -> dict:
             "-occurred_on"
         )
     )
-    review_window = award.valid_until is not None and today >= (
-        award.valid_until - timedelta(days=sel.REVIEW_WINDOW_DAYS)
+    review_opens = (
+        award.valid_until - timedelta(days=sel.REVIEW_WINDOW_DAYS) if award.valid_until else None
     )
+    review_window = review_opens is not None and today >= review_opens
     actions = {
         "review": flags["can_township_review"] and status == AwardStatus.APPLIED,
         "county": flags["can_county_approve"] and status == AwardStatus.REVIEWED,
@@ -291,6 +329,11 @@ def _award_context(request, award, bound: dict | None = None) -> dict:
         or forms.SuspendForm(incidents=failed, prefix="suspend"),
         "end_form": bound.get("end") or forms.EndForm(prefix="end"),
         "review_window_days": sel.REVIEW_WINDOW_DAYS,
+        # why the yearly review form is not there yet
+        "review_not_open": (
+            flags["can_manage"] and status == AwardStatus.ACTIVE and not review_window
+        ),
+        "review_opens": review_opens,
     }
 
 
@@ -308,6 +351,15 @@ def award_detail(request, pk):
     return render(request, "subsidies/award_detail.html", _award_context(request, award))
 
 
+def _refusals_as_messages(request, form) -> None:
+    """The errors of a form the page will not show (its action is not open in
+    the object's current state) become page messages: never a silent re-render."""
+    for field, errors in form.errors.items():
+        label = form.fields[field].label if field in form.fields else None
+        for error in errors:
+            messages.error(request, f"{label}：{error}" if label else error)
+
+
 def _award_action(request, pk, *, cap, form, key, run, done):
     """Common shape of the award actions: check, call the service, re-render on error."""
     user = request.user
@@ -322,9 +374,10 @@ def _award_action(request, pk, *, cap, form, key, run, done):
             messages.success(request, done)
             return redirect("subsidies:award-detail", pk=award.pk)
     award.refresh_from_db()
-    return render(
-        request, "subsidies/award_detail.html", _award_context(request, award, bound={key: form})
-    )
+    ctx = _award_context(request, award, bound={key: form})
+    if not ctx["actions"][key]:
+        _refusals_as_messages(request, form)
+    return render(request, "subsidies/award_detail.html", ctx)
 
 
 @require_POST
@@ -606,6 +659,7 @@ def batch_export(request, pk):
                 line.guardian_name,
                 line.guardian_relation,
                 "、".join(line.months),
+                "、".join(line.arrears),
                 line.month_count,
                 line.amount,
             ]
@@ -625,11 +679,12 @@ def batch_export(request, pk):
             _t("领取人（监护人）"),
             _t("与患者关系"),
             _t("发放月份"),
+            _t("其中补发月份"),
             _t("月数"),
             _t("金额（元）"),
         ],
         rows=rows(),
-        footer=[[_t("合计"), "", "", "", "", "", "", batch.line_count, batch.total]],
+        footer=[[_t("合计"), "", "", "", "", "", "", "", batch.line_count, batch.total]],
     )
 
 
@@ -781,6 +836,7 @@ def _quote(request, episode, form_data, *, discharge_date):
             discharge_date=discharge_date,
             total_cost=cost.cleaned_data["total_cost"],
             in_scope_cost=cost.cleaned_data["in_scope_cost"],
+            episode_id=episode.pk,
             request=request,
         )
     except DomainError as exc:
@@ -788,20 +844,29 @@ def _quote(request, episode, form_data, *, discharge_date):
     return quote, policy, {}
 
 
+def payer_rows(lines) -> list[dict]:
+    """Quoted or saved per-layer lines as one row per payer (as the API answers)."""
+    rows = []
+    for total in rules.lines_by_payer(lines):
+        layers = total.layers
+        rows.append(
+            {
+                "payer": total.payer,
+                "label": Payer(total.payer).label,
+                "ratio": "、".join(f"{ln.ratio}%" for ln in layers),
+                "base": layers[0].base,
+                "amount": total.amount,
+                "limited": "、".join(
+                    str(LIMITED_LABELS[ln.limited_by]) for ln in layers if ln.limited_by
+                ),
+                "layers": layers,
+            }
+        )
+    return rows
+
+
 def _quote_ctx(quote, policy, errors) -> dict:
-    lines = []
-    if quote is not None:
-        for ln in quote.lines:
-            lines.append(
-                {
-                    "payer": ln.payer,
-                    "label": Payer(ln.payer).label,
-                    "ratio": ln.ratio,
-                    "base": ln.base,
-                    "amount": ln.amount,
-                    "limited": ln.limited_by,
-                }
-            )
+    lines = payer_rows(quote.lines) if quote is not None else []
     return {"quote": quote, "quote_policy": policy, "quote_lines": lines, "quote_errors": errors}
 
 
@@ -897,7 +962,7 @@ def _settlement_context(request, settlement, reverse_form=None) -> dict:
     reversal = Settlement.objects.filter(reverses=settlement).first()
     return {
         "settlement": settlement,
-        "lines": sel.settlement_lines(settlement),
+        "lines": payer_rows(sel.settlement_lines(settlement)),
         "reversal": reversal,
         "flags": flags,
         "patient": settlement.patient if flags["show_identity"] else None,
@@ -944,33 +1009,54 @@ def settlement_reverse(request, pk):
         else:
             messages.success(request, _t("结算单已冲销，可重新结算。"))
             return redirect("subsidies:episode-detail", pk=settlement.episode_id)
-    return render(
-        request, "subsidies/settlement_detail.html", _settlement_context(request, settlement, form)
-    )
+    ctx = _settlement_context(request, settlement, form)
+    if not ctx["can_reverse"]:
+        _refusals_as_messages(request, form)
+    return render(request, "subsidies/settlement_detail.html", ctx)
 
 
 def _statement_params(request):
+    """(form, payer, month, refusal): ``refusal`` explains a payer the user's
+    department may not see (payer and month are then None)."""
     user = request.user
     payers = sel.statement_payers_for(user)
     if not payers:
         raise PermissionDenied
     today = timezone.localdate()
+    asked = request.GET.get("payer")
+    if asked and asked not in payers:
+        label = Payer(asked).label if asked in Payer.values else asked
+        refusal = sel.ERR_STATEMENT_PAYER % {
+            "payer": label,
+            "allowed": "、".join(str(Payer(p).label) for p in payers),
+        }
+        month = request.GET.get("month") or f"{today:%Y-%m}"
+        return (
+            forms.StatementForm({"payer": payers[0], "month": month}, payers=payers),
+            None,
+            None,
+            refusal,
+        )
     data = {
         "payer": request.GET.get("payer") or payers[0],
         "month": request.GET.get("month") or f"{today:%Y-%m}",
     }
     form = forms.StatementForm(data, payers=payers)
     if not form.is_valid():
-        return form, None, None
-    return form, form.cleaned_data["payer"], form.cleaned_data["month"]
+        return form, None, None, None
+    return form, form.cleaned_data["payer"], form.cleaned_data["month"], None
 
 
 @require_GET
 def statement(request):
     """One payer's monthly statement: what it owes for the month's settlements."""
     user = request.user
-    form, payer, month = _statement_params(request)
+    form, payer, month, refusal = _statement_params(request)
     ctx = {"form": form, "flags": _settlement_flags(user), "tab": "statement"}
+    if refusal:
+        # another department's statement: said plainly, with the payers this user reads
+        ctx["refusal"] = refusal
+        return render(request, "subsidies/statement.html", ctx, status=403)
     if payer is not None:
         lines = sel.statement_lines(user=user, payer=payer, month=month)
         if sel.sees_identities(user):
@@ -991,7 +1077,9 @@ def statement(request):
 @require_GET
 def statement_export(request):
     user = request.user
-    form, payer, month = _statement_params(request)
+    form, payer, month, refusal = _statement_params(request)
+    if refusal:
+        raise PermissionDenied(refusal)
     if payer is None:
         raise Http404
     show_identity = sel.sees_identities(user)

@@ -2,7 +2,9 @@
 
 The incident and its alert to the patient's health centre and governance
 office commit together; the health centre must follow the patient up
-within 14 days (its copy of the alert closes when it does).
+within 14 days (its copy of the alert closes when it does). An incident in
+which the guardian failed their duties suspends the guardian reward in the
+same transaction (``subsidies.services.reward_incident_recorded``).
 """
 
 from __future__ import annotations
@@ -96,6 +98,15 @@ def _record(*, patient_id, by, data: dict, request) -> Incident:
         incident=incident,
         due_by=timezone.now() + FOLLOW_UP_WITHIN,
     )
+    if incident.guardian_failed_duties:
+        # DOMAIN.md → Guardian reward: failed duties suspend the guardian's
+        # award from the next month. Same transaction (the patient row is
+        # locked): no moment where the incident is on record and the award
+        # still active; the daily reward job stays the backstop. Imported
+        # here: subsidies reads the register, followups only calls its hook.
+        from subsidies.services import reward_incident_recorded
+
+        reward_incident_recorded(incident_id=incident.pk)
     audit_record(
         actor=by,
         action="incident.create",

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from patients.models import Diagnosis, TreatmentEffect
+from subsidies import rules
 from subsidies.models import (
     Award,
     AwardEvent,
@@ -15,7 +17,6 @@ from subsidies.models import (
     RewardBatch,
     RewardBatchLine,
     Settlement,
-    SettlementLine,
 )
 
 MONEY = {"max_digits": 12, "decimal_places": 2, "min_value": Decimal("0")}
@@ -57,18 +58,53 @@ class SettlementCreateInputSerializer(SettlementQuoteInputSerializer):
     )
 
 
-class QuoteLineSerializer(serializers.Serializer):
-    payer = serializers.ChoiceField(choices=Payer.choices)
-    payer_label = serializers.CharField()
+class LayerLineSerializer(serializers.Serializer):
+    """One payer layer's share: the detail behind a payer's line."""
+
     order = serializers.IntegerField()
     ratio = serializers.DecimalField(max_digits=5, decimal_places=2)
     base = serializers.DecimalField(max_digits=12, decimal_places=2)
+    eligible = serializers.DecimalField(max_digits=12, decimal_places=2)
     amount = serializers.DecimalField(max_digits=12, decimal_places=2)
     limited_by = serializers.CharField()
 
 
+class PayerLineSerializer(serializers.Serializer):
+    """One line per payer (API.md): what it pays, with the layers it paid through."""
+
+    payer = serializers.ChoiceField(choices=Payer.choices)
+    payer_label = serializers.CharField()
+    order = serializers.IntegerField()
+    amount = serializers.DecimalField(max_digits=12, decimal_places=2)
+    layers = LayerLineSerializer(many=True)
+
+
+def payer_lines(lines) -> list[dict]:
+    """Per-layer lines (quoted or saved) as one line per payer."""
+    return [
+        {
+            "payer": total.payer,
+            "payer_label": str(Payer(total.payer).label),
+            "order": total.order,
+            "amount": total.amount,
+            "layers": [
+                {
+                    "order": ln.order,
+                    "ratio": ln.ratio,
+                    "base": ln.base,
+                    "eligible": ln.eligible,
+                    "amount": ln.amount,
+                    "limited_by": ln.limited_by,
+                }
+                for ln in total.layers
+            ],
+        }
+        for total in rules.lines_by_payer(lines)
+    ]
+
+
 class QuoteSerializer(serializers.Serializer):
-    lines = QuoteLineSerializer(many=True)
+    lines = PayerLineSerializer(many=True)
     patient_pays = serializers.DecimalField(max_digits=12, decimal_places=2)
     total_cost = serializers.DecimalField(max_digits=12, decimal_places=2)
     in_scope_cost = serializers.DecimalField(max_digits=12, decimal_places=2)
@@ -79,18 +115,7 @@ class QuoteSerializer(serializers.Serializer):
     @staticmethod
     def from_quote(quote, policy) -> dict:
         return {
-            "lines": [
-                {
-                    "payer": ln.payer,
-                    "payer_label": str(Payer(ln.payer).label),
-                    "order": ln.order,
-                    "ratio": ln.ratio,
-                    "base": ln.base,
-                    "amount": ln.amount,
-                    "limited_by": ln.limited_by,
-                }
-                for ln in quote.lines
-            ],
+            "lines": payer_lines(quote.lines),
             "patient_pays": quote.patient_pays,
             "total_cost": quote.total,
             "in_scope_cost": quote.in_scope,
@@ -100,44 +125,56 @@ class QuoteSerializer(serializers.Serializer):
         }
 
 
-class SettlementLineSerializer(serializers.ModelSerializer):
-    payer_label = serializers.CharField(source="get_payer_display", read_only=True)
-
-    class Meta:
-        model = SettlementLine
-        fields = ["payer", "payer_label", "order", "ratio", "base", "amount", "limited_by"]
+SETTLEMENT_FIELDS = [
+    "id",
+    "number",
+    "kind",
+    "reverses",
+    "episode",
+    "case_number",
+    "patient",
+    "hospital",
+    "region",
+    "admission_date",
+    "discharge_date",
+    "total_cost",
+    "in_scope_cost",
+    "out_of_scope_cost",
+    "patient_pays",
+    "lines",
+    "policy",
+    "policy_version",
+    "settled_on",
+    "created_at",
+]
 
 
 class SettlementSerializer(serializers.ModelSerializer):
+    """A settlement for the departments that see patients (hospital, civil
+    affairs, federation): ``patient`` is the register's id."""
+
     number = serializers.CharField(read_only=True)
     case_number = serializers.CharField(source="episode.case_number", read_only=True)
     region = serializers.CharField(source="region_id", read_only=True)
-    lines = SettlementLineSerializer(many=True, read_only=True)
+    lines = serializers.SerializerMethodField()
 
     class Meta:
         model = Settlement
-        fields = [
-            "id",
-            "number",
-            "kind",
-            "reverses",
-            "episode",
-            "case_number",
-            "patient",
-            "hospital",
-            "region",
-            "admission_date",
-            "discharge_date",
-            "total_cost",
-            "in_scope_cost",
-            "out_of_scope_cost",
-            "patient_pays",
-            "lines",
-            "policy",
-            "policy_version",
-            "settled_on",
-            "created_at",
-        ]
+        fields = SETTLEMENT_FIELDS
+        read_only_fields = fields
+
+    @extend_schema_field(PayerLineSerializer(many=True))
+    def get_lines(self, obj) -> list[dict]:
+        lines = PayerLineSerializer(payer_lines(obj.lines.all()), many=True)
+        return lines.data
+
+
+class SettlementFinanceSerializer(SettlementSerializer):
+    """Finance has no patient field set (patients/fieldsets.py): not even the
+    register's id — the key is absent, as on its pages."""
+
+    class Meta(SettlementSerializer.Meta):
+        fields = [f for f in SETTLEMENT_FIELDS if f != "patient"]
         read_only_fields = fields
 
 
@@ -197,6 +234,7 @@ class RewardBatchLineSerializer(serializers.ModelSerializer):
             "guardian_relation",
             "village",
             "months",
+            "arrears",
             "month_count",
             "amount",
         ]

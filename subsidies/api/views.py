@@ -27,6 +27,7 @@ from subsidies.api.serializers import (
     RewardBatchDetailSerializer,
     RewardBatchSerializer,
     SettlementCreateInputSerializer,
+    SettlementFinanceSerializer,
     SettlementQuoteInputSerializer,
     SettlementSerializer,
 )
@@ -77,6 +78,12 @@ class SettlementViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewse
             .prefetch_related("lines")
             .order_by("-settled_on", "-id")
         )
+
+    def get_serializer_class(self):
+        # the department's field set: finance reads no patient identity at all
+        if sel.sees_identities(self.request.user):
+            return SettlementSerializer
+        return SettlementFinanceSerializer
 
     def get_object(self):
         obj = sel.settlement_get_for_user(

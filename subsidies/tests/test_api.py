@@ -40,10 +40,17 @@ def test_quote_answers_lines_and_patient_share_and_saves_nothing(api, patients, 
         "payer": "basic_insurance",
         "payer_label": "基本医疗保险",
         "order": 1,
-        "ratio": "90.00",
-        "base": "8000.00",
         "amount": "7200.00",
-        "limited_by": "",
+        "layers": [
+            {
+                "order": 1,
+                "ratio": "90.00",
+                "base": "8000.00",
+                "eligible": "8000.00",
+                "amount": "7200.00",
+                "limited_by": "",
+            }
+        ],
     }
     assert data["patient_pays"] == "2000.00"
     assert {ln["payer"]: ln["amount"] for ln in data["lines"]}["finance_backstop"] == "800.00"
@@ -143,3 +150,60 @@ def test_reward_awards_and_batches_for_the_departments_involved(world, eligible,
     batch_data = client.get(f"/api/v1/reward-batches/{batch.pk}/").json()
     assert batch_data["total"] == "600.00"
     assert batch_data["lines"][0]["months"] == ["2025-02", "2025-03"]
+
+
+def test_lines_are_one_per_payer_with_the_layers_behind_them(api, world, patients):
+    """A payer holding two layers that both apply answers one line (API.md)."""
+    from decimal import Decimal
+
+    from patients.models import Patient
+
+    D = Decimal
+    sf.settlement_policy(
+        world.county_a,
+        layers=[
+            {"order": 1, "payer": "basic_insurance", "condition": "insured", "ratio": D("50")},
+            {"order": 2, "payer": "finance_backstop", "condition": "high_risk", "ratio": D("50")},
+            {"order": 3, "payer": "finance_backstop", "condition": "registered", "ratio": D("100")},
+        ],
+    )
+    Patient.objects.filter(pk=patients.pA1.pk).update(risk_level=3)
+    bill = body(patients.pA1, total_cost="1000.00", in_scope_cost="1000.00")
+    quote = api.post("/api/v1/settlements/quote/", bill, format="json").json()
+    assert [(ln["payer"], ln["amount"]) for ln in quote["lines"]] == [
+        ("basic_insurance", "500.00"),
+        ("finance_backstop", "500.00"),
+    ]
+    assert [layer["amount"] for layer in quote["lines"][1]["layers"]] == ["250.00", "250.00"]
+    saved = api.post("/api/v1/settlements/", bill, format="json").json()
+    assert saved["lines"] == quote["lines"]
+    # the saved settlement keeps the per-layer detail
+    assert Settlement.objects.get(pk=saved["id"]).lines.count() == 3
+
+
+def test_finance_reads_settlements_without_the_patient(world, patients, policies):
+    from django.utils import timezone
+
+    from patients.models import Patient
+    from subsidies import services
+
+    Patient.objects.filter(pk=patients.pA1.pk).update(risk_level=3)
+    s = services.settlement_record(
+        patient_id=patients.pA1.pk,
+        by=world.users.hospital,
+        admission_date=timezone.localdate() - timedelta(days=10),
+        discharge_date=timezone.localdate(),
+        total_cost="1000.00",
+        in_scope_cost="1000.00",
+    )
+    finance = APIClient()
+    finance.force_authenticate(world.users.finance)
+    listing = finance.get("/api/v1/settlements/").json()
+    assert listing["count"] == 1
+    row = listing["results"][0]
+    assert "patient" not in row and str(patients.pA1.pk) not in str(row)
+    detail = finance.get(f"/api/v1/settlements/{s.pk}/").json()
+    assert "patient" not in detail and detail["number"] == s.number
+    civil = APIClient()
+    civil.force_authenticate(world.users.civil)
+    assert civil.get(f"/api/v1/settlements/{s.pk}/").json()["patient"] == str(patients.pA1.pk)

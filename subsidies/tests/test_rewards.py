@@ -6,6 +6,7 @@ from decimal import Decimal
 import pytest
 from django.core.exceptions import PermissionDenied
 from django.http import Http404
+from django.utils import timezone
 
 from audit.models import AuditEvent
 from core.errors import DomainError
@@ -447,3 +448,205 @@ def test_notice_days_are_counted_from_the_approval(world, eligible, gov_a1):
         eligible, applicant=u.doctor_a, reviewer=gov_a1, approver=u.civil, approved=date(2025, 3, 1)
     )
     assert award.notice_until == date(2025, 3, 1) + timedelta(days=7)
+
+
+def test_recording_a_failed_duty_incident_suspends_the_award_at_once(world, eligible, gov_a1):
+    """Through the police's incident service, not the hook: no daily job needed."""
+    from followups.tests.factories import incident as record_incident
+
+    award = _active(world, eligible, gov_a1)
+    ordinary = record_incident(
+        by=world.users.police_a, patient=eligible, occurred_on=date(2025, 3, 1)
+    )
+    award.refresh_from_db()
+    assert award.status == AwardStatus.ACTIVE  # duties not failed: nothing changes
+    failed = record_incident(
+        by=world.users.police_a,
+        patient=eligible,
+        occurred_on=date(2025, 3, 5),
+        guardian_failed_duties=True,
+    )
+    award.refresh_from_db()
+    assert (award.status, award.suspended_incident_id) == (AwardStatus.SUSPENDED, failed.pk)
+    assert award.stop_from == date(2025, 4, 1)
+    assert award.reapply_from == date(2026, 3, 5)
+    assert award.events.filter(step=AwardStep.SUSPENDED, by=None).count() == 1
+    assert ordinary.pk != failed.pk
+    # the daily job finds nothing more to do
+    assert services.reward_sync(today=date(2025, 3, 6))["suspended"] == 0
+
+
+def test_renewals_keep_whole_years_across_leap_years(world, patients):
+    """2026-03-01 → 2027-02-28 → 2028-02-29 → 2029-02-28: no day lost, February
+    2028 paid in full."""
+    u = world.users
+    sf.reward_policy(world.county_a, notice_days=0)
+    p = sf.make_eligible(patients.pA1, doctor=u.doctor_a, police=u.police_a)
+    award = sf.award_through(
+        p, applicant=u.doctor_a, reviewer=u.governance, approver=u.civil, approved=date(2026, 3, 1)
+    )
+    award.refresh_from_db()
+    assert (award.active_from, award.valid_until) == (date(2026, 3, 1), date(2027, 2, 28))
+    award = services.award_yearly_review(
+        award_id=award.pk, by=u.civil, renew=True, today=date(2027, 2, 1)
+    )
+    assert award.valid_until == date(2028, 2, 29)
+    batch, _ = services.batch_draw(
+        region=world.county_a, period_code="2028Q1", today=date(2028, 4, 1)
+    )
+    assert batch.lines.get().months == ["2028-01", "2028-02"]  # March: review due
+    award = services.award_yearly_review(
+        award_id=award.pk, by=u.civil, renew=True, today=date(2028, 2, 1)
+    )
+    assert award.valid_until == date(2029, 2, 28)
+    assert rules.renewed_until(date(2027, 3, 31)) == date(2028, 3, 31)
+
+
+def test_a_late_yearly_review_is_paid_as_arrears_in_the_next_batch(world, eligible, gov_a1):
+    u = world.users
+    award = _active(world, eligible, gov_a1)  # valid until 2026-01-27
+    q4, _ = services.batch_draw(region=world.county_a, period_code="2025Q4", today=date(2026, 1, 2))
+    assert q4.lines.get().months == ["2025-10", "2025-11", "2025-12"]
+    q1, _ = services.batch_draw(region=world.county_a, period_code="2026Q1", today=date(2026, 4, 1))
+    assert not q1.lines.exists()  # the review was due: nothing paid
+    award = services.award_yearly_review(
+        award_id=award.pk, by=u.governance, renew=True, today=date(2026, 4, 10)
+    )
+    assert award.valid_until == date(2027, 1, 27)
+    q2, _ = services.batch_draw(region=world.county_a, period_code="2026Q2", today=date(2026, 7, 1))
+    line = q2.lines.get()
+    assert line.months == ["2026-01", "2026-02", "2026-03", "2026-04", "2026-05", "2026-06"]
+    assert line.arrears == ["2026-01", "2026-02", "2026-03"]
+    assert line.amount == D("1800.00")
+    # idempotent: drawing again changes nothing, the next batch pays no month twice
+    again, created = services.batch_draw(
+        region=world.county_a, period_code="2026Q2", today=date(2026, 7, 2)
+    )
+    assert not created and again.lines.get().amount == D("1800.00")
+    q3, _ = services.batch_draw(
+        region=world.county_a, period_code="2026Q3", today=date(2026, 10, 1)
+    )
+    line = q3.lines.get()
+    assert (line.months, line.arrears) == (["2026-07", "2026-08", "2026-09"], [])
+
+
+def test_months_before_the_first_drawn_batch_are_never_back_paid(world, eligible, gov_a1):
+    """Paid outside the system before the county's first batch: not arrears."""
+    _active(world, eligible, gov_a1)  # paid from February 2025
+    q3, _ = services.batch_draw(
+        region=world.county_a, period_code="2025Q3", today=date(2025, 10, 1)
+    )
+    assert (q3.lines.get().months, q3.lines.get().arrears) == (
+        ["2025-07", "2025-08", "2025-09"],
+        [],
+    )
+
+
+def test_death_ends_the_award_on_the_recorded_date_of_death(world, eligible, gov_a1):
+    """Recorded weeks later: the date of death on the follow-up counts, not
+    the day the status changed."""
+    from followups.services.followups import followup_record
+
+    award = _active(world, eligible, gov_a1)
+    followup_record(
+        patient_id=eligible.pk,
+        by=world.users.doctor_a,
+        data={
+            "visit_date": date(2025, 5, 6),
+            "mode": "phone",
+            "outcome": "deceased",
+            "death_date": date(2025, 2, 14),
+            "death_cause": "physical_illness",
+        },
+    )
+    assert Patient.objects.get(pk=eligible.pk).status == Status.DECEASED
+    assert services.reward_sync(today=date(2025, 5, 7))["ended"] == 1
+    award.refresh_from_db()
+    assert (award.end_reason, award.ended_on, award.stop_from) == (
+        "deceased",
+        date(2025, 2, 14),
+        date(2025, 3, 1),
+    )
+    q1, _ = services.batch_draw(region=world.county_a, period_code="2025Q1", today=date(2025, 5, 8))
+    assert q1.lines.get().months == ["2025-02"]
+    q2, _ = services.batch_draw(region=world.county_a, period_code="2025Q2", today=date(2025, 7, 1))
+    assert not q2.lines.exists()
+
+
+def test_a_transfer_out_of_the_county_ends_the_award_on_the_day_of_the_move(
+    world, eligible, gov_a1
+):
+    from accounts.models import Region
+    from patients.services import patient_transfer
+
+    award = _active(world, eligible, gov_a1)
+    within = Region.objects.get(pk="990102002001")  # another township, same county
+    patient_transfer(patient_id=eligible.pk, to_region=within, by=world.users.doctor_a, reason="t")
+    assert services.reward_sync(today=date(2025, 5, 1))["ended"] == 0
+    elsewhere = Region.objects.get(pk="990103001001")  # county C
+    patient_transfer(
+        patient_id=eligible.pk, to_region=elsewhere, by=world.users.doctor_a, reason="t"
+    )
+    # the register's history as if the transfer had been accepted on 2025-05-10
+    history = Patient.objects.get(pk=eligible.pk).history
+    moved = history.latest()
+    history.exclude(pk=moved.pk).update(
+        history_date=timezone.make_aware(timezone.datetime(2025, 1, 5, 9, 0))
+    )
+    history.filter(pk=moved.pk).update(
+        history_date=timezone.make_aware(timezone.datetime(2025, 5, 10, 9, 0))
+    )
+    assert services.reward_sync(today=date(2025, 8, 1))["ended"] == 1
+    award.refresh_from_db()
+    assert (award.status, award.end_reason, award.ended_on, award.stop_from) == (
+        AwardStatus.ENDED,
+        "moved_out",
+        date(2025, 5, 10),
+        date(2025, 6, 1),
+    )
+
+
+def _only_eligible(user) -> set:
+    from subsidies import selectors
+
+    return set(
+        selectors.reward_candidates(user=user, only_eligible=True).values_list("pk", flat=True)
+    )
+
+
+def test_the_eligible_filter_follows_the_policy_rule_not_the_alert_setting(
+    world, patients, settings
+):
+    u = world.users
+    sf.reward_policy(
+        world.county_a, min_risk_level=None, qualifying_incident_kinds=["minor_trouble"]
+    )
+    a1 = sf.make_eligible(patients.pA1, doctor=u.doctor_a, police=u.police_a)  # a `trouble`
+    Patient.objects.filter(pk=a1.pk).update(risk_level=5)
+    assert _only_eligible(u.governance) == set()  # neither the kind nor the risk qualifies
+    sf.incident(a1, kind="minor_trouble", on=date(2025, 5, 1))
+    assert _only_eligible(u.governance) == {a1.pk}
+    settings.HIGH_RISK_MIN_LEVEL = 1
+    assert _only_eligible(u.governance) == {a1.pk}
+
+
+def test_the_eligible_filter_agrees_with_the_reasons_shown(world, patients, policies):
+    """Letter, assistants and the 12-month bar filter too: listed = no reason."""
+    from subsidies import selectors
+
+    u = world.users
+    sf.make_eligible(patients.pA1, doctor=u.doctor_a, police=u.police_a)
+    sf.make_eligible(patients.pB1, doctor=u.doctor_b, police=u.police_b, letter=False)
+    from patients.tests import factories as pf
+
+    pa2 = pf.patient(by=u.doctor_a, village="990102001002", name="甲二")
+    barred = sf.make_eligible(pa2, doctor=u.doctor_a, police=u.police_a)
+    sf.incident(barred, on=timezone.localdate() - timedelta(days=30), failed=True)
+    today = timezone.localdate()
+    rule = policies.reward.rule()
+    without_reasons = {
+        p.pk
+        for p in selectors.reward_candidates(user=u.governance)
+        if not rules.reward_ineligibility(selectors.reward_facts_for(p), rule, today=today)
+    }
+    assert without_reasons == _only_eligible(u.governance) == {patients.pA1.pk}

@@ -1,6 +1,6 @@
 """The pure rules: worked examples of DOMAIN.md and seeds 000/003, and properties."""
 
-from datetime import date
+from datetime import date, timedelta
 from decimal import Decimal
 
 import pytest
@@ -567,3 +567,55 @@ def test_model_choices_match_the_rule_codes():
     assert set(Payer.values) == set(rules.PAYERS)
     assert set(Condition.values) == set(rules.CONDITIONS)
     assert set(Frequency.values) == set(rules.FREQUENCIES)
+
+
+# --- the high-risk threshold is the layer's own policy data ---------------------------
+
+
+def test_the_high_risk_threshold_comes_from_the_layer():
+    risk3 = PatientFacts(insured=True, risk_level=3)
+    at3 = Layer(2, "finance_backstop", "high_risk", D("100"))
+    at4 = Layer(2, "finance_backstop", "high_risk", D("100"), min_risk_level=4)
+    basic = Layer(1, "basic_insurance", "insured", D("90"))
+    bill = {"total": D("1000.00"), "in_scope": D("1000.00"), "admission": date(2024, 1, 1)}
+    assert lines_of(split_bill(**bill, layers=[basic, at3], facts=risk3)) == {
+        "basic_insurance": D("900.00"),
+        "finance_backstop": D("100.00"),
+    }
+    assert lines_of(split_bill(**bill, layers=[basic, at4], facts=risk3)) == {
+        "basic_insurance": D("900.00")
+    }
+    assert rules.condition_holds("poor_or_high_risk", risk3, min_risk_level=3)
+    assert not rules.condition_holds("poor_or_high_risk", risk3, min_risk_level=4)
+
+
+@given(st.dates(min_value=date(2000, 1, 1), max_value=date(2100, 12, 31)), st.integers(0, 36))
+@settings(max_examples=300, deadline=None)
+def test_the_bar_cutoff_agrees_with_the_bar_of_each_incident(today, months):
+    """An incident after the cutoff bars on ``today``, one on or before it does not."""
+    cutoff = rules.bar_cutoff(today, months)
+    assert rules.add_months(cutoff, months) <= today
+    assert rules.add_months(cutoff + timedelta(days=1), months) > today
+
+
+def test_lines_are_merged_per_payer():
+    """Two layers of the finance backstop in force together: one line, both layers kept."""
+    layers = [
+        Layer(1, "basic_insurance", "insured", D("50")),
+        Layer(2, "finance_backstop", "poor_or_high_risk", D("50")),
+        Layer(3, "finance_backstop", "registered", D("100")),
+    ]
+    q = split_bill(
+        total=D("1000.00"),
+        in_scope=D("1000.00"),
+        admission=date(2024, 1, 1),
+        layers=layers,
+        facts=PatientFacts(insured=True, risk_level=3),
+    )
+    merged = rules.lines_by_payer(q.lines)
+    assert [(m.payer, m.amount, m.order) for m in merged] == [
+        ("basic_insurance", D("500.00"), 1),
+        ("finance_backstop", D("500.00"), 2),
+    ]
+    assert [ln.amount for ln in merged[1].layers] == [D("250.00"), D("250.00")]
+    assert sum(m.amount for m in merged) == q.paid_by_payers

@@ -378,3 +378,127 @@ def test_facts_come_from_the_record_as_it_was_on_the_admission_day(world, patien
     assert snapshot["poverty"] == "none"  # dibao only from today
     facts, snapshot = selectors.patient_facts_on(patient, timezone.localdate())
     assert snapshot["poverty"] == "dibao"
+
+
+# --- the yearly deductible and caps count only EARLIER episodes ---------------
+
+EARLIER_ONLY_LAYERS = [
+    {"order": 1, "payer": "basic_insurance", "condition": "insured", "ratio": D("50")},
+    {
+        "order": 2,
+        "payer": "serious_illness_insurance",
+        "condition": "insured",
+        "ratio": D("60"),
+        "deductible_per_year": D("20000.00"),
+        "cap_per_year": D("10000.00"),
+    },
+]
+
+
+def _two_episodes(world, patients):
+    """A (January, 40,000 in scope) uses up the deductible; B (March, 30,000)
+    pays 60 % of its 15,000 remainder: 9,000 of the 10,000 yearly cap."""
+    sf.settlement_policy(world.county_a, layers=EARLIER_ONLY_LAYERS)
+    a = discharge(
+        world,
+        admit(world, patients.pA1, on=date(2026, 1, 5), number="A"),
+        on=date(2026, 1, 20),
+        total="40000.00",
+        in_scope="40000.00",
+    )
+    b = discharge(
+        world,
+        admit(world, patients.pA1, on=date(2026, 3, 2), number="B"),
+        on=date(2026, 3, 20),
+        total="30000.00",
+        in_scope="30000.00",
+    )
+    return a, b
+
+
+def _serious(settlement) -> Decimal:
+    return settlement.lines.get(payer="serious_illness_insurance").amount
+
+
+def test_resettling_an_earlier_episode_ignores_the_later_one(world, patients):
+    u = world.users
+    a, b = _two_episodes(world, patients)
+    assert (_serious(a), _serious(b)) == (D("0.00"), D("9000.00"))
+    services.settlement_reverse(settlement_id=a.pk, by=u.hospital, reason="更正", today=TODAY)
+    again = services.settlement_create(
+        episode_id=a.episode_id,
+        by=u.hospital,
+        total_cost=D("40000.00"),
+        in_scope_cost=D("40000.00"),
+        today=TODAY,
+    )
+    # B (a later episode) neither eats A's deductible nor its yearly cap
+    assert _serious(again) == D("0.00")
+    assert again.patient_pays == a.patient_pays
+    in_force = SettlementLine.objects.filter(
+        payer="serious_illness_insurance",
+        settlement__kind="settlement",
+        settlement__reversal__isnull=True,
+    )
+    assert sum(ln.amount for ln in in_force) == D("9000.00")
+
+
+def test_quoting_a_settled_episode_again_gives_its_own_split(world, patients):
+    _a, b = _two_episodes(world, patients)
+    quote, _policy = services.settlement_quote(
+        patient_id=patients.pA1.pk,
+        by=world.users.hospital,
+        admission_date=b.admission_date,
+        discharge_date=b.discharge_date,
+        total_cost=D("30000.00"),
+        in_scope_cost=D("30000.00"),
+    )
+    # B's own settlement does not count toward B's deductible and cap
+    assert {ln.payer: ln.amount for ln in quote.lines} == {
+        ln.payer: ln.amount for ln in b.lines.all()
+    }
+    assert quote.patient_pays == b.patient_pays
+
+
+def test_episodes_admitted_the_same_day_count_in_recording_order(world, patients):
+    sf.settlement_policy(world.county_a, layers=EARLIER_ONLY_LAYERS)
+    first = discharge(
+        world,
+        admit(world, patients.pA1, on=date(2026, 1, 5), number="A"),
+        on=date(2026, 1, 5),
+        total="40000.00",
+        in_scope="40000.00",
+    )
+    second = admit(world, patients.pA1, on=date(2026, 1, 5), number="B")
+    usage = selectors.year_usage(
+        patient=patients.pA1, admission_date=date(2026, 1, 5), episode_id=second.pk
+    )
+    assert usage["serious_illness_insurance"].base == D("20000.00")
+    usage = selectors.year_usage(
+        patient=patients.pA1, admission_date=date(2026, 1, 5), episode_id=first.episode_id
+    )
+    assert usage == {}
+
+
+def test_the_alert_threshold_setting_does_not_move_the_finance_backstop(world, patients, settings):
+    """The backstop's "risk ≥ 3" is policy data on the layer, not HIGH_RISK_MIN_LEVEL."""
+    from subsidies.models import PayerLayer
+
+    policy = sf.settlement_policy(world.county_a)  # the demo rule: 2019 backstop for risk ≥ 3
+    assert PayerLayer.objects.get(policy=policy, order=7).min_risk_level == 3
+    Patient.objects.filter(pk=patients.pA1.pk).update(risk_level=3)
+    bill = {
+        "patient_id": patients.pA1.pk,
+        "by": world.users.hospital,
+        "admission_date": date(2019, 6, 1),
+        "discharge_date": date(2019, 6, 20),
+        "total_cost": D("1000.00"),
+        "in_scope_cost": D("1000.00"),
+    }
+    quote, _ = services.settlement_quote(**bill)
+    assert {ln.payer: ln.amount for ln in quote.lines}["finance_backstop"] == D("100.00")
+    settings.HIGH_RISK_MIN_LEVEL = 4  # alerts from risk 4 on: the money stays the same
+    quote, _ = services.settlement_quote(**bill)
+    assert {ln.payer: ln.amount for ln in quote.lines}["finance_backstop"] == D("100.00")
+    s = services.settlement_record(**bill, today=TODAY)
+    assert s.policy_snapshot[5]["min_risk_level"] == 3

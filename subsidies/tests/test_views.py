@@ -200,7 +200,8 @@ def test_batch_pages_draw_review_pay_and_export(client, world, eligible, gov_a1)
     ws = load_workbook(BytesIO(b"".join(response.streaming_content))).active
     rows = list(ws.values)
     assert rows[2][:4] == ("序号", "奖补编号", "乡镇（街道）", "村（居）")
-    assert rows[3][4] == "监护人" and rows[3][8] == 600
+    assert rows[2][6:8] == ("发放月份", "其中补发月份")
+    assert rows[3][4] == "监护人" and rows[3][9] == 600
     assert rows[-1][0] == "合计"
 
 
@@ -387,9 +388,8 @@ def test_statement_and_its_export(client, world, patients, policies):
         reverse("subsidies:statement"), {"payer": "civil_affairs", "month": month}
     ).content.decode()
     assert s.number in body and 'id="statement-total">100.00<' in body
-    assert (
-        client.get(reverse("subsidies:statement"), {"payer": "basic_insurance"}).status_code == 200
-    )
+    refused = client.get(reverse("subsidies:statement"), {"payer": "basic_insurance"})
+    assert refused.status_code == 403
     response = client.get(
         reverse("subsidies:statement-export"), {"payer": "civil_affairs", "month": month}
     )
@@ -404,3 +404,108 @@ def test_statement_and_its_export(client, world, patients, policies):
     )
     ws = load_workbook(BytesIO(b"".join(response.streaming_content))).active
     assert "患者姓名" not in list(ws.values)[1]
+
+
+# --- refusals are explained, never a silent re-render ----------------------------
+
+
+def _message(text) -> str:
+    """As the page prints it (quotes escaped by the template engine)."""
+    from django.utils.html import escape
+
+    return escape(str(text))
+
+
+def test_a_yearly_review_before_the_window_is_explained(client, world, eligible, gov_a1):
+    u = world.users
+    today = timezone.localdate()
+    award = sf.award_through(
+        eligible,
+        applicant=u.doctor_a,
+        reviewer=gov_a1,
+        approver=u.civil,
+        approved=today,
+        activate_on=today + timedelta(days=8),
+    )
+    opens = award.valid_until - timedelta(days=60)
+    body = page(client, u.governance, "award-detail", award.pk).content.decode()
+    assert 'id="yearly-review-not-open"' in body and opens.isoformat() in body
+    response = page(
+        client,
+        u.governance,
+        "award-yearly-review",
+        award.pk,
+        data={"yearly-decision": "approve", "yearly-note": ""},
+    )
+    assert response.status_code == 200
+    expected = services.ERR_REVIEW_NOT_DUE % {
+        "date": award.valid_until.isoformat(),
+        "days": 60,
+    }
+    assert _message(expected) in response.content.decode()
+    award.refresh_from_db()
+    assert award.events.filter(step="renewed").count() == 0
+
+
+def test_an_action_no_longer_open_is_explained(client, world, eligible, gov_a1):
+    """A stale page posts a township review after it was done: the refusal is shown."""
+    u = world.users
+    award = sf.award_through(eligible, applicant=u.doctor_a, reviewer=gov_a1)
+    response = page(
+        client,
+        u.governance,
+        "award-review",
+        award.pk,
+        data={"review-decision": "approve", "review-note": ""},
+    )
+    assert response.status_code == 200
+    expected = services.ERR_WRONG_STATE % {"status": AwardStatus.REVIEWED.label}
+    assert _message(expected) in response.content.decode()
+
+
+def test_reversing_a_reversed_settlement_is_explained(client, world, patients, policies):
+    u = world.users
+    s = services.settlement_record(
+        patient_id=patients.pA1.pk,
+        by=u.hospital,
+        admission_date=timezone.localdate() - timedelta(days=10),
+        discharge_date=timezone.localdate(),
+        total_cost=D("100.00"),
+        in_scope_cost=D("100.00"),
+    )
+    reversal = services.settlement_reverse(settlement_id=s.pk, by=u.hospital, reason="错")
+    response = page(client, u.hospital, "settlement-reverse", s.pk, data={"reason": "再冲"})
+    assert response.status_code == 200
+    assert _message(services.ERR_ALREADY_REVERSED) in response.content.decode()
+    response = page(client, u.hospital, "settlement-reverse", reversal.pk, data={"reason": "再冲"})
+    assert _message(services.ERR_REVERSE_REVERSAL) in response.content.decode()
+    assert Settlement.objects.count() == 2
+
+
+def test_another_departments_statement_is_refused_with_a_reason(client, world, policies):
+    from subsidies import selectors
+
+    u = world.users
+    sf.login(client, u.civil)
+    response = client.get(reverse("subsidies:statement"), {"payer": "finance_backstop"})
+    assert response.status_code == 403
+    expected = selectors.ERR_STATEMENT_PAYER % {"payer": "财政兜底", "allowed": "民政医疗救助"}
+    body = response.content.decode()
+    assert 'id="statement-refusal"' in body and _message(expected) in body
+    response = client.get(reverse("subsidies:statement-export"), {"payer": "finance_backstop"})
+    assert response.status_code == 403
+    response = client.get(reverse("subsidies:statement"), {"payer": "no-such-payer"})
+    assert response.status_code == 403
+
+
+def test_candidates_page_states_the_rule_of_the_policy_in_force(client, world, patients):
+    sf.reward_policy(
+        world.county_a,
+        min_risk_level=4,
+        min_assistant_guardians=3,
+        qualifying_incident_kinds=["disaster"],
+    )
+    body = page(client, world.users.governance, "award-candidates").content.decode()
+    assert "有肇祸记录或最近危险性评估4级及以上" in body
+    assert "至少3名协助监护人" in body
+    assert "3级及以上" not in body
