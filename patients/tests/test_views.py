@@ -320,6 +320,13 @@ def test_county_lists_have_their_covering_index():
         (definition,) = cur.fetchone()
     assert "(region_id, name, id)" in definition
     assert "INCLUDE (id_number_index, status, next_followup_due" in definition
+    with connection.cursor() as cur:
+        cur.execute(
+            "SELECT indexname FROM pg_indexes WHERE tablename = 'patients_patient'"
+            " AND indexdef ~ '\\(region_id( varchar_pattern_ops)?\\)$'"
+        )
+        # no narrower index on region_id to take the planner away from it
+        assert cur.fetchall() == []
 
 
 def test_htmx_filter_renders_only_the_rows(client, world, patients):
