@@ -116,6 +116,19 @@ def death_dates(patient_ids) -> dict:
     return out
 
 
+def open_alert_kinds(patient_id, kinds) -> set[str]:
+    """Which of ``kinds`` the patient has an alert of still unresolved for
+    some recipient (one query; the follow-up save closes only those). The
+    patient is already in scope."""
+    return set(
+        AlertRecipient.objects.filter(alert__patient_id=patient_id, alert__kind__in=list(kinds))
+        .exclude(status=AlertStatus.RESOLVED)
+        .order_by()
+        .values_list("alert__kind", flat=True)
+        .distinct()
+    )
+
+
 def last_completed_followup(*, user, patient: Patient) -> FollowUp | None:
     return (
         followup_list_visible_to(user=user)

@@ -60,8 +60,18 @@ class PatientFilterForm(forms.Form):
     risk = forms.ChoiceField(label=_("危险性评估"), required=False)
     overdue = forms.BooleanField(label=_("仅看逾期未随访"), required=False)
 
-    def __init__(self, data=None, *, fieldset: str | None, townships, villages):
-        """``townships`` and ``villages`` are the regions inside the user's scope."""
+    def __init__(
+        self,
+        data=None,
+        *,
+        fieldset: str | None,
+        townships,
+        villages,
+        villages_follow_township=False,
+    ):
+        """``townships`` and ``villages`` are the regions inside the user's
+        scope; ``villages_follow_township``: the villages offered are those
+        of the chosen township (the field stays, empty until one is chosen)."""
         super().__init__(data)
         self.label_suffix = ""
         allowed = set(FILTERABLE.get(fieldset or "", ()))
@@ -73,8 +83,10 @@ class PatientFilterForm(forms.Form):
             ]
         else:  # one township (a township doctor): the village filter is enough
             del self.fields["township"]
-        if "region" in allowed and villages:
+        if "region" in allowed and (villages or villages_follow_township):
             self.fields["village"].choices = [("", _("全部村（居）")), *_grouped_villages(villages)]
+            if not villages:
+                self.fields["village"].help_text = _("请先选择乡镇（街道）。")
         else:
             del self.fields["village"]
         if "status" in allowed:

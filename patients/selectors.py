@@ -108,7 +108,13 @@ def _is_uuid(value) -> bool:
 
 
 def patient_search(qs: QuerySet[Patient], term: str) -> QuerySet[Patient]:
-    """Name (contains) or ID number (exact, through the blind index)."""
+    """Name (contains) or ID number (exact, through the blind index).
+
+    A name search filters inside a subquery that reads only the scope's
+    ``patient_region_cover`` index (region, name, id + the blind index), so a
+    county-wide search scans the index, not the table, and fetches only its
+    hits; the caller's joins, ordering and slicing apply to those.
+    """
     term = (term or "").strip()
     if not term:
         return qs
@@ -116,7 +122,14 @@ def patient_search(qs: QuerySet[Patient], term: str) -> QuerySet[Patient]:
     if len(candidate) in (15, 18) and candidate[:-1].isdigit():
         return qs.filter(id_number_index=id_number_index_for(IdType.RESIDENT_ID, candidate))
     indexes = [id_number_index_for(t, candidate) for t in IdType.values]
-    return qs.filter(Q(name__contains=term) | Q(id_number_index__in=indexes))
+    hits = (
+        qs.filter(Q(name__contains=term) | Q(id_number_index__in=indexes))
+        .select_related(None)
+        .prefetch_related(None)
+        .order_by()
+        .values("pk")
+    )
+    return qs.filter(pk__in=hits)
 
 
 def overdue_q(today=None) -> Q:

@@ -81,6 +81,18 @@ def managing_organisation_for(region: Region) -> Organisation | None:
     )
 
 
+def managing_organisations_for(codes) -> dict[str, Organisation]:
+    """``managing_organisation_for`` of many regions at once (one query):
+    township code → its health centre, for the townships of ``codes``."""
+    townships = {code[:9] for code in codes}
+    out: dict[str, Organisation] = {}
+    for org in Organisation.objects.filter(
+        kind=OrganisationKind.HEALTH_CENTRE, region_id__in=townships, is_active=True
+    ).order_by("pk"):
+        out.setdefault(org.region_id, org)
+    return out
+
+
 def _check_region(user, region: Region) -> None:
     if region.level != RegionLevel.VILLAGE:
         raise DomainError(ERR_REGION_LEVEL, field="region")

@@ -20,6 +20,8 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.cache import patch_vary_headers
 from django.utils.formats import date_format
+from django.utils.html import format_html
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
@@ -74,7 +76,9 @@ from patients.services import (
 )
 
 PAGE_SIZE = 20
-MAX_TOWNSHIPS_WITH_VILLAGES = 60
+# The village filter lists every village of the scope up to this many (a
+# township, a small county); beyond, the villages of the chosen township.
+MAX_VILLAGE_CHOICES = 60
 HISTORY_LIMIT = 50
 
 MSG_REGISTERED = _("已登记患者“%(name)s”。")
@@ -219,16 +223,18 @@ TABS = (
 # --------------------------------------------------------------------------
 
 
-def _regions_in_scope(user, perm: str, levels) -> list[Region]:
-    """Regions of the given levels inside the regions the user holds ``perm`` on."""
+def _regions_in_scope(user, perm: str, levels, *, limit: int | None = None) -> list[Region]:
+    """Regions of the given levels inside the regions the user holds ``perm``
+    on (the first ``limit`` of them by code, when given)."""
     granted = regions_with_perm(user, perm)
     if not granted:
         return []
-    return list(
+    qs = (
         Region.objects.filter(inside_q(granted, path_field="path"), level__in=levels)
         .select_related("parent")
         .order_by("code")
     )
+    return list(qs[:limit] if limit is not None else qs)
 
 
 def _display(obj, name: str):
@@ -342,13 +348,108 @@ def _stat_cards(fieldset: str | None, qs) -> list[dict]:
     ]
 
 
-def _list_row(patient: Patient, *, full_id: bool) -> dict:
+def _cell_name(p: Patient, full_id: bool):
+    return format_html('<a href="{}">{}</a>', reverse("patients:detail", args=[p.pk]), p.name)
+
+
+def _cell_gender_age(p: Patient, full_id: bool):
+    return format_html("{} / {}", p.get_gender_display(), gettext("%(age)s岁") % {"age": p.age})
+
+
+def _cell_id_number(p: Patient, full_id: bool):
+    return p.id_number if full_id else p.id_number_masked
+
+
+def _cell_status(p: Patient, full_id: bool):
+    return format_html('<span class="badge status-{}">{}</span>', p.status, p.get_status_display())
+
+
+def _cell_risk(p: Patient, full_id: bool):
+    if p.risk_level is None:
+        return format_html('<span class="muted">{}</span>', "—")
+    return format_html(
+        '<span class="badge risk-{}">{}</span>', p.risk_level, _risk_label(p.risk_level)
+    )
+
+
+def _cell_next_due(p: Patient, full_id: bool):
+    due = date_format(p.next_followup_due, "Y-m-d") if p.next_followup_due else "—"
+    if not p.overdue:
+        return due
+    return format_html('{} <span class="badge overdue">{}</span>', due, gettext("逾期"))
+
+
+def _cell_police(p: Patient, full_id: bool):
+    if p.police_registered:
+        return gettext("已列管")
+    return format_html('<span class="muted">{}</span>', gettext("未列管"))
+
+
+def _cell_certificate(p: Patient, full_id: bool):
+    if not p.certificate_grade:
+        return p.get_certificate_display()
+    grade = gettext("%(grade)s级") % {"grade": p.certificate_grade}
+    return format_html("{} · {}", p.get_certificate_display(), grade)
+
+
+# What each list column shows (escaped by format_html / the template): the
+# cells are built here, once per row, not by a chain of template branches.
+LIST_CELLS = {
+    "name": _cell_name,
+    "gender_age": _cell_gender_age,
+    "id_number": _cell_id_number,
+    "region": lambda p, full_id: _region_label(p.region),
+    "diagnosis": lambda p, full_id: p.get_diagnosis_display(),
+    "status": _cell_status,
+    "risk_level": _cell_risk,
+    "next_followup_due": _cell_next_due,
+    "police_registered": _cell_police,
+    "poverty": lambda p, full_id: p.get_poverty_display(),
+    "certificate": _cell_certificate,
+}
+CELL_CLASSES = {"id_number": "mono"}
+
+
+def _list_row(patient: Patient, columns, *, full_id: bool) -> dict:
+    """One table row: the patient and the rendered cells of ``columns``."""
     return {
         "patient": patient,
-        "id_number": patient.id_number if full_id else patient.id_number_masked,
-        "region": _region_label(patient.region),
-        "risk": _risk_label(patient.risk_level),
+        "cells": [
+            {
+                "label": label,
+                "class": CELL_CLASSES.get(key, ""),
+                "html": LIST_CELLS[key](patient, full_id),
+            }
+            for key, label in columns
+        ],
     }
+
+
+def _filter_villages(user, townships: list[Region], data) -> tuple[list[Region], bool]:
+    """The villages the list's filter offers (one query), and whether they
+    follow the chosen township (then an htmx filter re-renders the field).
+
+    With several townships in scope and one chosen — given, or implied by a
+    chosen village (codes nest: a village's first nine digits are its
+    township) — that township's villages. Otherwise every village of the
+    scope when there are at most MAX_VILLAGE_CHOICES (a township, a small
+    county), else none until a township is chosen: a county's page does not
+    render a few hundred options nobody scrolls through.
+    """
+    follows = len(townships) > 1
+    chosen = (data.get("township") or data.get("village", "")[:9]) if data and follows else ""
+    town = next((t for t in townships if t.code == chosen), None) if chosen else None
+    if town is not None:
+        villages = list(
+            Region.objects.filter(parent_id=town.code, level=RegionLevel.VILLAGE)
+            .select_related("parent")
+            .order_by("code")
+        )
+        return villages, follows
+    villages = _regions_in_scope(
+        user, VIEW_PATIENTS, (RegionLevel.VILLAGE,), limit=MAX_VILLAGE_CHOICES + 1
+    )
+    return (villages if len(villages) <= MAX_VILLAGE_CHOICES else []), follows
 
 
 @never_cache
@@ -358,15 +459,19 @@ def patient_list(request):
     user = request.user
     fieldset = fieldset_of(user)
     townships = _regions_in_scope(user, VIEW_PATIENTS, (RegionLevel.TOWNSHIP,))
-    # a village list is a help up to a county; above that the township filter
-    # and the search box do the work (and the page stays fast)
-    villages = (
-        _regions_in_scope(user, VIEW_PATIENTS, (RegionLevel.VILLAGE,))
-        if len(townships) <= MAX_TOWNSHIPS_WITH_VILLAGES
-        else []
-    )
+    data = request.GET or None
+    villages, follows = _filter_villages(user, townships, data)
+    village, township = (data.get("village"), data.get("township")) if data else ("", "")
+    if follows and village and township and village[:9] != township:
+        # the township changed under a village of another: that village goes
+        data = data.copy()
+        del data["village"]
     form = pforms.PatientFilterForm(
-        request.GET or None, fieldset=fieldset, townships=townships, villages=villages
+        data,
+        fieldset=fieldset,
+        townships=townships,
+        villages=villages,
+        villages_follow_township=follows,
     )
     visible = patient_list_visible_to(user=user)
     term = form.term()
@@ -380,11 +485,13 @@ def patient_list(request):
     context = {
         "form": form,
         "page": page,
-        "rows": [_list_row(p, full_id=full_id) for p in page.object_list],
+        "rows": [_list_row(p, columns, full_id=full_id) for p in page.object_list],
         "columns": columns,
         "column_keys": [c for c, _label in columns],
         "filtered": bool(term) or form.active_filters(),
         "can_register": fieldset == "health" and bool(regions_with_perm(user, MANAGE_PATIENTS)),
+        # the village field follows the township: re-rendered with the rows
+        "village_oob": follows and "village" in form.fields and _is_partial(request),
     }
     if not _is_partial(request):
         context["stats"] = _stat_cards(fieldset, visible)

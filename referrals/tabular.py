@@ -8,6 +8,7 @@ sheet, so the first data row below it is row 2.
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
 from collections.abc import Iterable
@@ -132,46 +133,106 @@ def require_columns(headers: list[str], wanted: dict[str, tuple[str, ...]]) -> d
 TEXT_KEYS = frozenset({"id_number", "region", "certificate_number", "guardian_phone"})
 
 
-def write_csv(columns, rows: list[dict]) -> bytes:
+class HashingSink:
+    """A write-only binary stream that hashes (SHA-256) and counts what goes
+    through it into ``out``: a package is written once, sequentially, and
+    its digest is known when the last byte is (no second pass, no copy).
+    It has no ``tell``/``seek``, so a ZIP (XLSX) is written as a stream too."""
+
+    def __init__(self, out):
+        self.out = out
+        self.sha256 = hashlib.sha256()
+        self.size = 0
+
+    def write(self, data: bytes) -> int:
+        self.sha256.update(data)
+        self.size += len(data)
+        self.out.write(data)
+        return len(data)
+
+    def flush(self) -> None:
+        self.out.flush()
+
+
+class _Utf8:
+    """The text side of a binary stream (what ``csv.writer`` writes to)."""
+
+    def __init__(self, out):
+        self.out = out
+
+    def write(self, text: str):
+        return self.out.write(text.encode("utf-8"))
+
+
+def stream_csv(columns, rows: Iterable[dict], out) -> None:
     """UTF-8 with BOM (Excel opens it as Chinese text); ID-like values are
     written after a tab so spreadsheet programs keep them as text (an
-    18-digit number would otherwise lose its last digits)."""
-    buf = io.StringIO(newline="")
-    writer = csv.writer(buf, lineterminator="\r\n")
+    18-digit number would otherwise lose its last digits). ``out`` is a
+    binary stream; rows are written as they come."""
+    out.write(b"\xef\xbb\xbf")
+    writer = csv.writer(_Utf8(out), lineterminator="\r\n")
     writer.writerow([header for _key, header in columns])
+    keys = [key for key, _header in columns]
     for row in rows:
         writer.writerow(
             [
                 ("\t" + str(row[key])) if key in TEXT_KEYS and row.get(key) else _plain(row[key])
-                for key, _header in columns
+                for key in keys
             ]
         )
-    return b"\xef\xbb\xbf" + buf.getvalue().encode("utf-8")
 
 
-def write_xlsx(columns, rows: list[dict], *, sheet_title: str = "数据") -> bytes:
+def stream_xlsx(columns, rows: Iterable[dict], out, *, sheet_title: str = "数据") -> None:
+    """openpyxl's write-only mode: rows go to a temporary file as they come,
+    then into the ZIP written to ``out``; ID-like cells are text (``@``)."""
+    from openpyxl.cell import WriteOnlyCell
+
     wb = Workbook(write_only=True)
     ws = wb.create_sheet(sheet_title)
     ws.append([header for _key, header in columns])
-    from openpyxl.cell import WriteOnlyCell
-
+    keys = [key for key, _header in columns]
     for row in rows:
         cells = []
-        for key, _header in columns:
-            cell = WriteOnlyCell(ws, value=_plain(row[key]))
+        for key in keys:
             if key in TEXT_KEYS:
+                cell = WriteOnlyCell(ws, value=_plain(row[key]))
                 cell.number_format = "@"
-            cells.append(cell)
+                cells.append(cell)
+            else:
+                cells.append(_plain(row[key]))
         ws.append(cells)
-    out = io.BytesIO()
     wb.save(out)
-    return out.getvalue()
+
+
+def stream_json(columns, rows: Iterable[dict], out) -> None:
+    """A JSON array of objects, one row at a time (the same bytes as
+    ``json.dumps`` of the whole list)."""
+    keys = [key for key, _header in columns]
+    out.write(b"[")
+    for n, row in enumerate(rows):
+        item = json.dumps({k: _json_value(row[k]) for k in keys}, ensure_ascii=False)
+        out.write((", " + item if n else item).encode("utf-8"))
+    out.write(b"]")
+
+
+def _written(stream, columns, rows) -> bytes:
+    buf = io.BytesIO()
+    stream(columns, rows, buf)
+    return buf.getvalue()
+
+
+def write_csv(columns, rows: list[dict]) -> bytes:
+    return _written(stream_csv, columns, rows)
+
+
+def write_xlsx(columns, rows: list[dict], *, sheet_title: str = "数据") -> bytes:
+    buf = io.BytesIO()
+    stream_xlsx(columns, rows, buf, sheet_title=sheet_title)
+    return buf.getvalue()
 
 
 def write_json(columns, rows: list[dict]) -> bytes:
-    keys = [key for key, _header in columns]
-    payload = [{k: _json_value(row[k]) for k in keys} for row in rows]
-    return json.dumps(payload, ensure_ascii=False, indent=None).encode("utf-8")
+    return _written(stream_json, columns, rows)
 
 
 def _plain(value):
@@ -191,6 +252,7 @@ def _json_value(value):
 
 
 WRITERS = {"csv": write_csv, "xlsx": write_xlsx, "json": write_json}
+STREAMS = {"csv": stream_csv, "xlsx": stream_xlsx, "json": stream_json}
 CONTENT_TYPES = {
     "csv": "text/csv; charset=utf-8",
     "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",

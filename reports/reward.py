@@ -20,15 +20,27 @@ from accounts.models import Region
 
 MODULE = "subsidies.selectors"
 FUNCTION = "reward_coverage_counts"
+# The same counts for every region of a county at once, per patient region
+# (``county=``, ``date=`` → ``{region code: {"eligible": n, "active": m}}``
+# or None), summed upwards here: what the nightly snapshot uses.
+COUNTY_FUNCTION = "reward_coverage_by_region"
 
 
-def coverage_function() -> Callable | None:
+def _lookup(name: str) -> Callable | None:
     try:
         module = import_module(MODULE)
     except ImportError:
         return None
-    fn = getattr(module, FUNCTION, None)
+    fn = getattr(module, name, None)
     return fn if callable(fn) else None
+
+
+def coverage_function() -> Callable | None:
+    return _lookup(FUNCTION)
+
+
+def county_coverage_function() -> Callable | None:
+    return _lookup(COUNTY_FUNCTION)
 
 
 def _call(fn: Callable, region: Region, on: date):
@@ -54,3 +66,34 @@ def coverage_counts(region: Region, on: date, fn: Callable | None = None) -> dic
     if eligible is None or active is None:
         return None
     return {"reward_eligible": int(eligible), "reward_active": int(active)}
+
+
+def subtree_coverage(county: Region, on: date) -> dict[str, dict[str, int]] | None:
+    """``coverage_counts`` of the county and of every region inside it:
+    from the per-village counts of ``COUNTY_FUNCTION``, summed up the
+    region tree (one statement for the whole county), else region by
+    region through ``FUNCTION``. None when unavailable for the county."""
+    from reports.rules import rollup
+
+    regions = list(Region.objects.filter(path__startswith=county.path).only("code", "path"))
+    grouped = county_coverage_function()
+    if grouped is not None:
+        leaves = grouped(county=county, date=on)
+        if leaves is None:
+            return None
+        paths = {r.code: r.path for r in regions}
+        leaves = {code: row for code, row in leaves.items() if code in paths}
+        sums = rollup(leaves, paths, paths, keys=("eligible", "active"))
+        return {
+            code: {"reward_eligible": row["eligible"], "reward_active": row["active"]}
+            for code, row in sums.items()
+        }
+    fn = coverage_function()
+    if fn is None:
+        return None
+    out = {}
+    for region in regions:
+        extra = coverage_counts(region, on, fn)
+        if extra is not None:
+            out[region.code] = extra
+    return out or None

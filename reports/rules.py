@@ -216,20 +216,23 @@ def rollup(
     leaf_counts: Mapping[str, Mapping[str, int]],
     leaf_paths: Mapping[str, str],
     targets: Iterable[str],
+    keys: Iterable[str] = PATIENT_COUNT_KEYS,
 ) -> dict[str, dict[str, int]]:
     """Counts of each target region: the sum over the leaves inside it.
 
     ``leaf_counts`` is keyed by the region code patients live in,
     ``leaf_paths`` gives those regions' materialised paths
-    (``/990000/990100/990102/990102001/990102001001/``).
+    (``/990000/990100/990102/990102001/990102001001/``); ``keys`` are the
+    counts summed (the patient counts unless told).
     """
+    keys = tuple(keys)
     wanted = set(targets)
-    out = {code: dict.fromkeys(PATIENT_COUNT_KEYS, 0) for code in wanted}
+    out = {code: dict.fromkeys(keys, 0) for code in wanted}
     for leaf, counts in leaf_counts.items():
         for code in leaf_paths[leaf].strip("/").split("/"):
             if code in wanted:
                 bucket = out[code]
-                for key in PATIENT_COUNT_KEYS:
+                for key in keys:
                     bucket[key] += int(counts.get(key) or 0)
     return out
 

@@ -98,11 +98,10 @@ def snapshot_refresh_county(
         return 0
     statistics_date = period.statistics_date(today)
     counts = engine.subtree_counts(region=county, period=period, today=today)
-    fn = reward.coverage_function()
-    if fn is not None:
-        regions = Region.objects.filter(code__in=list(counts)).order_by("code")
-        for region in regions:
-            _with_reward(counts[region.code], region, statistics_date, fn)
+    # reward coverage of the whole county at once, rolled up like the counts
+    for code, extra in (reward.subtree_coverage(county, statistics_date) or {}).items():
+        if code in counts:
+            counts[code].update(extra)
     return _store(period, statistics_date, counts, final=final)
 
 

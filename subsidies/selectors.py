@@ -24,7 +24,7 @@ from accounts.roles import VIEW_AGGREGATES, VIEW_PATIENTS, Role, role_of
 from accounts.scoping import inside_q, regions_with_perm
 from accounts.selectors import organisation_of
 from audit.services import audit_record
-from patients.models import AssistantGuardian, Incident, Patient, Status
+from patients.models import AssistantGuardian, Guardian, Incident, Patient, Status
 from patients.selectors import patient_list_visible_to
 from subsidies import rules
 from subsidies.models import (
@@ -701,20 +701,26 @@ def last_failed_incidents(patient: Patient):
     return patient.incidents.filter(guardian_failed_duties=True).order_by("-occurred_on")
 
 
-def reward_coverage_counts(*, region: Region, date: date) -> dict[str, int] | None:
-    """Eligible guardians and those with an active award in ``region`` on
-    ``date`` (the ``reward_coverage`` indicator, DOMAIN.md → Indicators).
+def reward_bar_threshold(on: date, months: int) -> date:
+    """The latest failed-duty incident date that no longer bars the guardian
+    on ``on``: ``rules.reapply_barred_until`` (incident + ``months``, clamped
+    to the month's end) must be on or before ``on``. Found from the
+    clamped month subtraction and corrected day by day (at most a few days
+    around month ends), so it is exactly the rule's boundary."""
+    months = max(int(months), 0)
+    day = rules.add_months(on, -months)
+    while rules.add_months(day, months) > on:
+        day -= timedelta(days=1)
+    while rules.add_months(day + timedelta(days=1), months) <= on:
+        day += timedelta(days=1)
+    return day
 
-    None when no reward policy is in force for the region's county: the
-    indicator is then not available rather than 0 %. Eligibility is the
-    policy's own rule, judged on today's register (facts are not versioned).
-    """
+
+def _reward_candidates(rule: rules.RewardRule, path: str) -> QuerySet[Patient]:
+    """Registered patients under ``path`` whom the rule could make eligible:
+    police-registered when required, with a qualifying incident or risk."""
     from patients.models import REGISTERED_STATUSES
 
-    policy = reward_policy_in_force(county_code=county_of(region), on=date)
-    if policy is None:
-        return None
-    rule = policy.rule()
     qualifying = Q(
         Exists(
             Incident.objects.filter(
@@ -725,10 +731,86 @@ def reward_coverage_counts(*, region: Region, date: date) -> dict[str, int] | No
     if rule.min_risk_level is not None:
         qualifying |= Q(risk_level__gte=rule.min_risk_level)
     candidates = Patient.objects.filter(
-        region__path__startswith=region.path, status__in=REGISTERED_STATUSES
+        region__path__startswith=path, status__in=REGISTERED_STATUSES
     ).filter(qualifying)
     if rule.require_police_registered:
         candidates = candidates.filter(police_registered=True)
+    return candidates
+
+
+def _reward_eligible_q(rule: rules.RewardRule, on: date) -> Q:
+    """The rest of ``rules.reward_ineligibility`` as SQL, for a candidate
+    (``_reward_candidates``): a guardian (who signed the responsibility
+    letter when the rule asks), enough assistant guardians, and no
+    failed-duty incident still barring re-application on ``on``."""
+    guardians = Guardian.objects.filter(patient=OuterRef("pk"))
+    if rule.require_responsibility_letter:
+        guardians = guardians.filter(responsibility_letter=True)
+    eligible = Q(Exists(guardians))
+    if rule.min_assistant_guardians > 0:
+        assistants = Coalesce(
+            Subquery(
+                AssistantGuardian.objects.filter(patient=OuterRef("pk"))
+                .order_by()
+                .values("patient")
+                .annotate(n=Count("pk"))
+                .values("n")[:1]
+            ),
+            0,
+        )
+        eligible &= Q(GreaterThanOrEqual(assistants, rule.min_assistant_guardians))
+    barring = Incident.objects.filter(
+        patient=OuterRef("pk"),
+        guardian_failed_duties=True,
+        occurred_on__gt=reward_bar_threshold(on, rule.reapply_bar_months),
+    )
+    return eligible & ~Q(Exists(barring))
+
+
+def reward_coverage_by_region(*, county: Region, date: date) -> dict[str, dict[str, int]] | None:
+    """``reward_coverage_counts`` for every region inside ``county`` at once:
+    eligible guardians and those with an active award per patient region
+    (village), from one grouped statement (``COUNT(*) FILTER (WHERE …)``),
+    for the caller to sum upwards (reports: the nightly snapshot). Regions
+    without a candidate are left out (their counts are 0).
+
+    None when no reward policy is in force for the county, as
+    ``reward_coverage_counts``. The rule is the same (``rules
+    .reward_ineligibility``), written as SQL; a test compares the two.
+    """
+    policy = reward_policy_in_force(county_code=county_of(county), on=date)
+    if policy is None:
+        return None
+    rule = policy.rule()
+    eligible = _reward_eligible_q(rule, date)
+    active = Q(Exists(Award.objects.filter(patient=OuterRef("pk"), status=AwardStatus.ACTIVE)))
+    rows = (
+        _reward_candidates(rule, county.path)
+        .order_by()
+        .values("region_id")
+        .annotate(
+            eligible=Count("pk", filter=eligible),
+            active=Count("pk", filter=eligible & active),
+        )
+    )
+    return {
+        row["region_id"]: {"eligible": row["eligible"], "active": row["active"]} for row in rows
+    }
+
+
+def reward_coverage_counts(*, region: Region, date: date) -> dict[str, int] | None:
+    """Eligible guardians and those with an active award in ``region`` on
+    ``date`` (the ``reward_coverage`` indicator, DOMAIN.md → Indicators).
+
+    None when no reward policy is in force for the region's county: the
+    indicator is then not available rather than 0 %. Eligibility is the
+    policy's own rule, judged on today's register (facts are not versioned).
+    """
+    policy = reward_policy_in_force(county_code=county_of(region), on=date)
+    if policy is None:
+        return None
+    rule = policy.rule()
+    candidates = _reward_candidates(rule, region.path)
     eligible = active = 0
     for patient in with_reward_facts(candidates).annotate(
         rf_active=Exists(Award.objects.filter(patient=OuterRef("pk"), status=AwardStatus.ACTIVE))

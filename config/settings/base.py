@@ -259,9 +259,11 @@ AXES_USERNAME_FORM_FIELD = "username"
 # What was typed as a username may be a mistyped password or an ID number:
 # keep it out of axes' log lines and stored POST data (SECURITY.md G15).
 AXES_SENSITIVE_PARAMETERS = ["password", "username"]
-# Lockout is per account (等保 CES1-02): township offices share one NAT
-# address, so locking an IP would lock a whole health centre out.
-SILENCED_SYSTEM_CHECKS = ["axes.W006"]
+# axes.W006: lockout is per account (等保 CES1-02): township offices share
+# one NAT address, so locking an IP would lock a whole health centre out.
+# models.W040: SQLite (the single-machine default) builds covering indexes
+# (patients.Patient's patient_region_cover) on their key columns only.
+SILENCED_SYSTEM_CHECKS = ["axes.W006", "models.W040"]
 
 GUARDIAN_RAISE_403 = False
 ANONYMOUS_USER_NAME = None  # guardian: no anonymous user row

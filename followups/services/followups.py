@@ -22,7 +22,11 @@ from core.errors import DomainError, StaleVersion
 from core.history import history_stamp
 from followups import rules
 from followups.models import AlertKind, FollowUp, Outcome
-from followups.selectors import followup_get_for_user, previous_completed_visit
+from followups.selectors import (
+    followup_get_for_user,
+    open_alert_kinds,
+    previous_completed_visit,
+)
 from followups.services.alerts import alert_raise, alerts_close, lost_episode
 from patients.models import Patient
 from patients.selectors import can_manage_patient, patient_get_for_user
@@ -207,10 +211,10 @@ def followup_record(*, patient_id, by, data: dict, idempotency_key=None, request
     """
     # Scope first, outside the transaction: the audit row of a denied
     # access must survive the 404 (a rollback would erase it).
-    patient_get_for_user(user=by, pk=patient_id, request=request)
+    seen = patient_get_for_user(user=by, pk=patient_id, request=request)
     with transaction.atomic():
         return _record(
-            patient_id=patient_id,
+            seen=seen,
             by=by,
             data=data,
             idempotency_key=idempotency_key,
@@ -218,11 +222,23 @@ def followup_record(*, patient_id, by, data: dict, idempotency_key=None, request
         )
 
 
-def _record(*, patient_id, by, data: dict, idempotency_key, request) -> FollowUp:
+def _lock_patient(seen: Patient) -> Patient:
+    """The patient row locked for this transaction. ``seen`` was read through
+    the scoped selector just before, so the scope is proven: the lock is a
+    plain read by primary key (no second pass through the grant probes). The
+    writer check that follows runs on the locked row."""
+    patient = Patient.objects.select_for_update().get(pk=seen.pk)
+    if patient.region_id == seen.region_id:
+        patient.region = seen.region  # already loaded with the scoped read
+    return patient
+
+
+def _record(*, seen: Patient, by, data: dict, idempotency_key, request) -> FollowUp:
+    patient_id = seen.pk
     replay = _replay(idempotency_key, patient_id)
     if replay is not None:
         return replay
-    patient = patient_get_for_user(user=by, pk=patient_id, lock=True, request=request)
+    patient = _lock_patient(seen)
     _check_writer(by, patient)
     # the patient lock serialises retries of the same request: look again
     replay = _replay(idempotency_key, patient_id)
@@ -249,16 +265,25 @@ def _record(*, patient_id, by, data: dict, idempotency_key, request) -> FollowUp
             misses = 1 + rules.consecutive_misses(
                 before.values_list("outcome", flat=True)[: rules.MISSES_BEFORE_LOST]
             )
-    fu.full_clean(exclude=["patient", "organisation", "recorded_by", "idempotency_key"])
+    # Field validators only: a fresh UUID needs no uniqueness probe, and the
+    # database enforces the risk-level check constraint on the insert.
+    fu.full_clean(
+        exclude=["patient", "organisation", "recorded_by", "idempotency_key"],
+        validate_unique=False,
+        validate_constraints=False,
+    )
     history_stamp(fu, user=by, reason="followup.recorded")
-    try:
-        with transaction.atomic():
-            fu.save(force_insert=True)
-    except IntegrityError:
-        replay = _replay(idempotency_key, patient_id)
-        if replay is None:
-            raise
-        return replay
+    if idempotency_key is None:
+        fu.save(force_insert=True)
+    else:
+        try:
+            with transaction.atomic():
+                fu.save(force_insert=True)
+        except IntegrityError:
+            replay = _replay(idempotency_key, patient_id)
+            if replay is None:
+                raise
+            return replay
     _apply(patient=patient, fu=fu, newest=not newer, misses=misses, by=by)
     audit_record(
         actor=by,
@@ -322,15 +347,19 @@ def _apply(*, patient: Patient, fu: FollowUp, newest: bool, misses: int, by) -> 
         )
     note_done = _("已完成随访（%(date)s）。") % {"date": fu.visit_date.isoformat()}
     if latest_completed:
-        alerts_close(patient=patient, kinds=[AlertKind.OVERDUE], by=by, note=note_done)
-        alerts_close(
-            patient=patient,
-            kinds=[AlertKind.INCIDENT],
-            by=by,
-            note=note_done,
-            organisation_ids=[fu.organisation_id, patient.managing_organisation_id],
-            incident_on_or_before=fu.visit_date,
-        )
+        # one probe; most visits have nothing open to close
+        open_kinds = open_alert_kinds(patient.pk, [AlertKind.OVERDUE, AlertKind.INCIDENT])
+        if AlertKind.OVERDUE in open_kinds:
+            alerts_close(patient=patient, kinds=[AlertKind.OVERDUE], by=by, note=note_done)
+        if AlertKind.INCIDENT in open_kinds:
+            alerts_close(
+                patient=patient,
+                kinds=[AlertKind.INCIDENT],
+                by=by,
+                note=note_done,
+                organisation_ids=[fu.organisation_id, patient.managing_organisation_id],
+                incident_on_or_before=fu.visit_date,
+            )
     if transition.status == rules.ACTIVE:
         alerts_close(
             patient=patient,

@@ -344,3 +344,40 @@ def test_a_corrected_date_hands_the_latest_state_to_the_newer_visit(world, patie
     p2 = fresh(p)
     assert (p2.risk_level, p2.last_followup_date) == (1, older.visit_date)
     assert p2.next_followup_due == older.next_due_date
+
+
+# --------------------------------------------------------------- cost of a save
+
+
+def test_a_save_reads_the_patient_once_through_the_scope_and_locks_it_by_key(world, patients):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connection) as q:
+        record(by=world.users.doctor_a, patient=patients.pA1)
+    sqls = [x["sql"] for x in q.captured_queries]
+    reads = [s for s in sqls if s.startswith('SELECT "patients_patient"."id"')]
+    # the scoped read (the audited 404 outside the transaction), then the lock
+    assert len(reads) == 2 and "FOR UPDATE" not in reads[0] and "FOR UPDATE" in reads[1]
+    assert "accounts_breakglassgrant" not in reads[1]
+    assert sum("accounts_breakglassgrant" in s for s in sqls) <= 1
+    # nothing open: the overdue and incident alerts are probed once, not read
+    assert not any("FOR UPDATE" in s and "followups_alertrecipient" in s for s in sqls)
+    assert sum("followups_alertrecipient" in s for s in sqls) == 1
+
+
+def test_a_visit_closes_only_the_alert_kinds_still_open(world, patients):
+    from followups.selectors import open_alert_kinds
+
+    u = world.users
+    incident(by=u.police_a, patient=patients.pA1, kind="trouble")
+    assert open_alert_kinds(patients.pA1.pk, ["overdue", "incident"]) == {"incident"}
+    record(by=u.doctor_a, patient=patients.pA1)
+    alert = Alert.objects.get(kind="incident")
+    # the health centre's copy is answered by the visit; governance's stays theirs
+    statuses = dict(alert.recipients.values_list("organisation_id", "status"))
+    assert statuses[world.org.hc_a1.pk] == "resolved"
+    assert "open" in statuses.values()
+    assert open_alert_kinds(patients.pA1.pk, ["overdue", "incident"]) == {"incident"}
+    AlertRecipient.objects.filter(alert=alert).update(status="resolved")
+    assert open_alert_kinds(patients.pA1.pk, ["overdue", "incident"]) == set()

@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from audit.models import AuditEvent
 from patients import rules
+from patients import views as patient_views
 from patients.fieldsets import FIELDSETS, FILTERABLE
 from patients.models import CareTeamMember, Guardian, Patient
 from patients.services import ERR_DUPLICATE, ERR_STALE, care_team_add, patient_update
@@ -250,6 +251,82 @@ def test_township_and_village_choices_come_from_the_scope(client, world, patient
     form = client.get(LIST_URL).context["form"]
     villages = [code for _group, rows in form.fields["village"].choices[1:] for code, _ in rows]
     assert villages == ["990102001001", "990102001002"]
+
+
+def _village_codes(response) -> list[str]:
+    form = response.context["form"]
+    return [code for _group, rows in form.fields["village"].choices[1:] for code, _ in rows]
+
+
+def test_a_large_scope_offers_the_villages_of_the_chosen_township(
+    client, world, patients, monkeypatch
+):
+    # county A has 4 villages: above this bound, villages follow the township
+    monkeypatch.setattr(patient_views, "MAX_VILLAGE_CHOICES", 3)
+    client.force_login(world.users.hospital)
+    response = client.get(LIST_URL)
+    assert _village_codes(response) == []
+    assert "请先选择乡镇（街道）。" in html(response)
+    assert {r["patient"] for r in response.context["rows"]} == {patients.pA1, patients.pB1}
+    response = client.get(LIST_URL, {"township": "990102002"})
+    assert _village_codes(response) == ["990102002001", "990102002002"]
+    # a chosen village implies its township (a bookmarked link keeps working)
+    response = client.get(LIST_URL, {"village": "990102002001"})
+    assert _village_codes(response) == ["990102002001", "990102002002"]
+    assert [r["patient"] for r in response.context["rows"]] == [patients.pB1]
+    # the township changed under a village of another: the village is dropped,
+    # and the htmx answer carries the new township's village field (out of band)
+    response = client.get(
+        LIST_URL,
+        {"township": "990102001", "village": "990102002001"},
+        headers={"HX-Request": "true"},
+    )
+    assert response.context["form"].is_valid()
+    assert [r["patient"] for r in response.context["rows"]] == [patients.pA1]
+    page = html(response)
+    oob = page[page.index('id="village-filter"') :]
+    assert 'hx-swap-oob="true"' in oob
+    assert 'value="990102001001"' in oob and "990102002001" not in oob
+
+
+def test_small_scopes_keep_every_village_and_no_out_of_band_field(client, world, patients):
+    client.force_login(world.users.doctor_a)  # one township: no township field
+    response = client.get(LIST_URL, {"village": "990102001001"}, headers={"HX-Request": "true"})
+    assert _village_codes(response) == ["990102001001", "990102001002"]
+    assert "hx-swap-oob" not in html(response)
+
+
+def test_list_cells_are_escaped_and_show_the_row_s_state(client, world, patients):
+    Patient.objects.filter(pk=patients.pA1.pk).update(
+        name="<b>甲一</b>", risk_level=4, next_followup_due=date(2020, 1, 2)
+    )
+    client.force_login(world.users.doctor_a)
+    page = html(client.get(LIST_URL))
+    assert "<b>甲一</b>" not in page and "&lt;b&gt;甲一&lt;/b&gt;" in page
+    assert '<span class="badge risk-4">4级</span>' in page
+    assert '2020-01-02 <span class="badge overdue">逾期</span>' in page
+    assert f'class="mono">{patients.pA1.id_number}</td>' in page
+    client.force_login(world.users.police_a)
+    page = html(client.get(LIST_URL))
+    assert '<span class="muted">未列管</span>' in page
+    assert patients.pA1.id_number not in page  # police see the masked number
+
+
+def test_county_lists_have_their_covering_index():
+    from django.db import connection
+
+    with connection.cursor() as cur:
+        cur.execute("SELECT indexdef FROM pg_indexes WHERE indexname = 'patient_region_cover'")
+        (definition,) = cur.fetchone()
+    assert "(region_id, name, id)" in definition
+    assert "INCLUDE (id_number_index, status, next_followup_due" in definition
+    with connection.cursor() as cur:
+        cur.execute(
+            "SELECT indexname FROM pg_indexes WHERE tablename = 'patients_patient'"
+            " AND indexdef ~ '\\(region_id( varchar_pattern_ops)?\\)$'"
+        )
+        # no narrower index on region_id to take the planner away from it
+        assert cur.fetchall() == []
 
 
 def test_htmx_filter_renders_only_the_rows(client, world, patients):

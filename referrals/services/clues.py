@@ -6,6 +6,7 @@ from django.core.exceptions import PermissionDenied
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
+from simple_history.utils import bulk_create_with_history
 
 from accounts.models import Region, RegionLevel
 from accounts.roles import VIEW_PATIENTS, fieldset_of
@@ -16,7 +17,11 @@ from core.errors import DomainError
 from core.history import history_stamp
 from patients import rules as patient_rules
 from patients.models import IdType, id_number_index_for
-from patients.services import managing_organisation_for, patient_register
+from patients.services import (
+    managing_organisation_for,
+    managing_organisations_for,
+    patient_register,
+)
 from referrals.models import Clue, ClueCloseReason, ClueSource, ClueStatus
 from referrals.selectors import can_review_clue, clue_get_for_user
 
@@ -142,6 +147,93 @@ def clue_from_reconciliation(
     except IntegrityError:
         return Clue.objects.get(dedupe_key=key), False
     return clue, True
+
+
+class ReconciliationClues:
+    """The clues of one reconciliation run, made in bulk.
+
+    ``clue_from_reconciliation`` row by row costs a lookup (and an insert,
+    its history row and a savepoint) per person missing from the register;
+    here the clues already made for the file's people are read once (by
+    ``dedupe_key``), the health centres of their townships once, and the new
+    clues are inserted together with their history by ``save``.
+    """
+
+    def __init__(self, *, run, by, indexes, region_codes):
+        self.run, self.by = run, by
+        keys = [f"recon:{index}" for index in indexes]
+        self.found = {
+            c.dedupe_key: c
+            for c in Clue.objects.filter(dedupe_key__in=keys).only("pk", "dedupe_key")
+        }
+        self.new: dict[str, Clue] = {}
+        self.organisation = organisation_of(by)
+        self.centres = managing_organisations_for(region_codes)
+
+    def get(self, *, row_number: int, name: str, id_type: str, number: str, index: str, data):
+        """The person's clue: made before (by any file), pending in this
+        run, or a new one (saved by ``save``). Returns (clue, new)."""
+        key = f"recon:{index}"
+        clue = self.found.get(key) or self.new.get(key)
+        if clue is not None:
+            return clue, False
+        region = data["region"]
+        clue = Clue(
+            source=ClueSource.RECONCILIATION,
+            name=name[:50],
+            gender=data.get("gender") or "",
+            birth_date=data.get("birth_date"),
+            id_type=id_type,
+            id_number=number,
+            id_number_index=index,
+            region=region,
+            address=data.get("address", "")[:200],
+            description=str(
+                _("%(partner)s名单第%(row)d行，本系统未登记。")
+                % {"partner": self.run.get_partner_display(), "row": row_number}
+            ),
+            organisation=self.organisation,
+            assigned_organisation=self.centres.get(region.code[:9]),
+            reconciliation_run=self.run,
+            dedupe_key=key,
+            created_by=self.by,
+        )
+        history_stamp(clue, user=self.by, reason="clue.reconciliation")
+        self.new[key] = clue
+        return clue, True
+
+    def save(self) -> int:
+        """Insert the new clues and their history; returns how many were
+        made. Should another run have made one of them meanwhile (the unique
+        ``dedupe_key``), they are made one by one, that one reused."""
+        pending = list(self.new.values())
+        if not pending:
+            return 0
+        try:
+            with transaction.atomic():
+                bulk_create_with_history(pending, Clue, batch_size=500)
+        except IntegrityError:
+            made = 0
+            for clue in pending:
+                key = clue.dedupe_key
+                found = Clue.objects.filter(dedupe_key=key).first()
+                if found is not None:
+                    self.new[key] = found
+                    continue
+                try:
+                    with transaction.atomic():
+                        clue.save(force_insert=True)
+                except IntegrityError:
+                    self.new[key] = Clue.objects.get(dedupe_key=key)
+                    continue
+                made += 1
+            return made
+        return len(pending)
+
+    def resolve(self, clue: Clue) -> Clue:
+        """The stored clue for ``clue`` (the same object unless ``save`` had
+        to reuse one made by another run)."""
+        return self.found.get(clue.dedupe_key) or self.new.get(clue.dedupe_key, clue)
 
 
 def clue_confirm(*, clue_id, by, request=None, **kwargs):

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import logging
 import secrets
+import tempfile
+from collections.abc import Iterable, Iterator
 from datetime import datetime, timedelta
 
 from django.conf import settings
@@ -210,6 +212,44 @@ LABELS = {
 }
 
 
+# Where each package column comes from: a value of ``_patients_for``'s rows
+# (``values_list``: no model instances; the encrypted ID number and guardian
+# phone are decrypted by their field as the rows arrive).
+SOURCES = {
+    "id_type": "id_type",
+    "id_number": "id_number",
+    "name": "name",
+    "gender": "gender",
+    "birth_date": "birth_date",
+    "region": "region_id",
+    "region_name": "region__name",
+    "address": "address",
+    "status": "status",
+    "guardian_name": "guardian__name",
+    "guardian_relation": "guardian__relation",
+    "guardian_phone": "guardian__phone",
+    "risk_level": "risk_level",
+    "classification": "classification",
+    "lost": "status",
+    "incidents": "incident_count",
+    "last_incident": "last_incident_kind",
+    "last_incident_date": "last_incident_date",
+    "poverty": "poverty",
+    "guardian_reward": "guardian_reward_active",
+    "in_community_rehab": "in_community_rehab",
+    "certificate": "certificate",
+    "certificate_grade": "certificate_grade",
+    "certificate_number": "certificate_number",
+}
+# Columns whose missing value (no guardian, no incident) is written as "".
+EMPTY_AS_BLANK = frozenset(
+    {"guardian_name", "guardian_relation", "guardian_phone", "last_incident"}
+)
+CHUNK_ROWS = 2000
+# A package is spooled in memory up to this size, then on disk.
+SPOOL_BYTES = 4 * 1024 * 1024
+
+
 def _patients_for(
     partner: ExchangePartner, *, period: rules.Period | None, patient_ids=None
 ) -> QuerySet[Patient]:
@@ -226,7 +266,7 @@ def _patients_for(
             status_changed_at__date__gte=period.start, status_changed_at__date__lte=period.end
         )
         qs = qs.filter(Q(status__in=REGISTERED_STATUSES) | changed)
-    qs = qs.select_related("region", "guardian").order_by("region_id", "name", "pk")
+    qs = qs.order_by("region_id", "name", "pk")
     if partner.department in (PartnerDepartment.POLICE, PartnerDepartment.GOVERNANCE):
         incidents = Incident.objects.filter(patient=OuterRef("pk"))
         qs = qs.annotate(
@@ -257,60 +297,29 @@ def _active_reward_exists() -> Exists:
     return Exists(Award.objects.filter(patient=OuterRef("pk"), status=AwardStatus.ACTIVE))
 
 
-def _row(patient: Patient, department: str) -> dict:
-    guardian = getattr(patient, "guardian", None)
-    row = {
-        "id_type": patient.id_type,
-        "id_number": patient.id_number,
-        "name": patient.name,
-        "gender": patient.gender,
-        "birth_date": patient.birth_date,
-        "region": patient.region_id,
-        "region_name": patient.region.name,
-        "address": patient.address,
-        "status": patient.status,
-    }
-    if department in ("police", "governance"):
-        row.update(
-            guardian_name=guardian.name if guardian else "",
-            guardian_relation=guardian.relation if guardian else "",
-            guardian_phone=guardian.phone if guardian else "",
-            risk_level=patient.risk_level,
-            classification=patient.classification,
-            lost=patient.status == Status.LOST,
-            incidents=patient.incident_count,
-            last_incident=patient.last_incident_kind or "",
-            last_incident_date=patient.last_incident_date,
-        )
-    elif department == "civil_affairs":
-        row.update(
-            poverty=patient.poverty,
-            guardian_reward=bool(patient.guardian_reward_active),
-            in_community_rehab=patient.in_community_rehab,
-        )
-    elif department == "disabled_federation":
-        row.update(
-            certificate=patient.certificate,
-            certificate_grade=patient.certificate_grade,
-            certificate_number=patient.certificate_number,
-            in_community_rehab=patient.in_community_rehab,
-        )
-    columns = rules.columns_for(department)
-    return {key: row.get(key) for key, _header in columns}
-
-
-def _labelled(row: dict) -> dict:
-    out = dict(row)
-    for key, table in LABELS.items():
-        if key in out and out[key]:
-            out[key] = str(table.get(out[key], out[key]))
-    return out
-
-
-def package_rows(partner: ExchangePartner, *, period=None, patient_ids=None) -> list[dict]:
-    """The partner's rows: its county's patients, shaped to its columns."""
+def package_rows(partner: ExchangePartner, *, period=None, patient_ids=None) -> Iterator[dict]:
+    """The partner's rows, one at a time: its county's patients shaped to its
+    columns (raw codes), read ``CHUNK_ROWS`` at a time from a server-side
+    cursor — memory does not grow with the county."""
+    keys = [key for key, _header in rules.columns_for(partner.department)]
+    fields = list(dict.fromkeys(SOURCES[key] for key in keys))
+    at = {key: fields.index(SOURCES[key]) for key in keys}
     qs = _patients_for(partner, period=period, patient_ids=patient_ids)
-    return [_row(p, partner.department) for p in qs.iterator(chunk_size=2000)]
+    for values in qs.values_list(*fields).iterator(chunk_size=CHUNK_ROWS):
+        row = {key: values[at[key]] for key in keys}
+        for key in EMPTY_AS_BLANK.intersection(row):
+            if row[key] is None:
+                row[key] = ""
+        if "lost" in row:
+            row["lost"] = row["lost"] == Status.LOST
+        if "guardian_reward" in row:
+            row["guardian_reward"] = bool(row["guardian_reward"])
+        yield row
+
+
+def _labels() -> dict[str, dict[str, str]]:
+    """The code → label tables, translated once per package."""
+    return {key: {code: str(text) for code, text in table.items()} for key, table in LABELS.items()}
 
 
 def _file_name(partner: ExchangePartner, kind: str, label: str) -> str:
@@ -321,22 +330,50 @@ def _file_name(partner: ExchangePartner, kind: str, label: str) -> str:
     return f"{stem}.{ext}"
 
 
+class _Counter:
+    """Counts rows by status (and high-risk ones) as they pass to the writer."""
+
+    def __init__(self, with_risk: bool):
+        self.rows = 0
+        self.by_status: dict[str, int] = {}
+        self.high_risk = 0 if with_risk else None
+
+    def counted(self, rows: Iterable[dict]) -> Iterator[dict]:
+        high = settings.HIGH_RISK_MIN_LEVEL
+        for row in rows:
+            self.rows += 1
+            self.by_status[row["status"]] = self.by_status.get(row["status"], 0) + 1
+            if self.high_risk is not None and (row.get("risk_level") or 0) >= high:
+                self.high_risk += 1
+            yield row
+
+    def as_dict(self) -> dict:
+        counts = {"rows": self.rows, "by_status": self.by_status}
+        if self.high_risk is not None:
+            counts["high_risk"] = self.high_risk
+        return counts
+
+
 def build_package(
-    partner: ExchangePartner, *, kind: str, period: rules.Period, rows: list[dict]
+    partner: ExchangePartner, *, kind: str, period: rules.Period, rows: Iterable[dict]
 ) -> tuple[bytes, dict]:
-    """(content bytes, manifest) for rows already shaped to the partner's columns."""
+    """(content bytes, manifest) for rows shaped to the partner's columns.
+
+    The rows are consumed once, as they come: labelled (CSV, XLSX; JSON keeps
+    the codes), counted, and written to a spooled temporary file (on disk
+    past a few MB) through a sink that hashes what it writes. Only the
+    finished file is read back, to be stored.
+    """
     columns = rules.columns_for(partner.department)
-    writer = tabular.WRITERS[partner.format]
-    shaped = rows if partner.format == "json" else [_labelled(r) for r in rows]
-    content = writer(columns, shaped)
-    by_status: dict[str, int] = {}
-    for r in rows:
-        by_status[r["status"]] = by_status.get(r["status"], 0) + 1
-    counts = {"rows": len(rows), "by_status": by_status}
-    if "risk_level" in dict(columns):
-        counts["high_risk"] = sum(
-            1 for r in rows if (r.get("risk_level") or 0) >= settings.HIGH_RISK_MIN_LEVEL
-        )
+    counter = _Counter(with_risk="risk_level" in dict(columns))
+    shaped = counter.counted(rows)
+    if partner.format != "json":
+        shaped = _labelled(shaped, _labels())
+    with tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES) as spool:
+        sink = tabular.HashingSink(spool)
+        tabular.STREAMS[partner.format](columns, shaped, sink)
+        spool.seek(0)
+        content = spool.read()
     manifest = {
         "format_version": 1,
         "sender": "精防通",
@@ -355,13 +392,25 @@ def build_package(
         "encoding": "utf-8-sig" if partner.format == "csv" else "",
         "columns": [key for key, _h in columns],
         "headers": [header for _k, header in columns],
-        "counts": counts,
-        "sha256": rules.sha256_hex(content),
+        "counts": counter.as_dict(),
+        "sha256": sink.sha256.hexdigest(),
         "signature_algorithm": "HMAC-SHA256",
         "key_id": partner.key_id,
     }
     manifest["hmac"] = rules.sign_manifest(manifest, partner.signing_key)
     return content, manifest
+
+
+def _labelled(rows: Iterable[dict], labels: dict[str, dict[str, str]]) -> Iterator[dict]:
+    keys = None
+    for row in rows:
+        if keys is None:
+            keys = [key for key in labels if key in row]
+        for key in keys:
+            value = row[key]
+            if value:
+                row[key] = labels[key].get(value, value)
+        yield row
 
 
 def exchange_build(
@@ -381,13 +430,13 @@ def exchange_build(
     )
     try:
         rows = package_rows(partner, period=period, patient_ids=patient_ids)
-        task.total = len(rows)
         content, manifest = build_package(partner, kind=kind, period=period, rows=rows)
+        count = manifest["counts"]["rows"]
         run = ExchangeRun(
             partner=partner,
             kind=kind,
             period=period.label,
-            rows=len(rows),
+            rows=count,
             counts=manifest["counts"],
             sha256=manifest["sha256"],
             manifest=manifest,
@@ -396,6 +445,7 @@ def exchange_build(
             created_by=by if getattr(by, "is_authenticated", False) else None,
         )
         run.set_content(content)
+        del content
         with transaction.atomic():
             run.save(force_insert=True)
     except IntegrityError:
@@ -411,7 +461,8 @@ def exchange_build(
         task.save()
         raise
     task.status = TaskRun.Status.SUCCEEDED
-    task.progress = len(rows)
+    task.total = count
+    task.progress = count
     task.counts = manifest["counts"]
     task.finished_at = timezone.now()
     task.save()

@@ -214,7 +214,7 @@ def _register_facts(p: Patient) -> dict:
 
 
 def _reconcile(by, region, partner, file_name, digest, raw_rows, columns) -> ReconciliationRun:
-    from referrals.services.clues import clue_from_reconciliation
+    from referrals.services.clues import ReconciliationClues
 
     task = TaskRun.objects.create(
         job="referrals.reconciliation", key=digest, total=len(raw_rows), progress=0
@@ -242,6 +242,16 @@ def _reconcile(by, region, partner, file_name, digest, raw_rows, columns) -> Rec
             code__in={x.values.get("region", "") for x in unmatched if x.values.get("region")}
         )
     }
+    # what the loop looks up, read once for the whole file (a constant number
+    # of queries however many rows disagree or are missing from the register)
+    tasks = _Tasks(run, by_index.values())
+    clues = ReconciliationClues(
+        run=run,
+        by=by,
+        indexes=[r.index for r in unmatched if r.index],
+        region_codes=[*regions, region.code],
+    )
+    clue_items: list[ReconciliationItem] = []
     items: list[ReconciliationItem] = []
     counts = dict.fromkeys(
         (
@@ -267,7 +277,7 @@ def _reconcile(by, region, partner, file_name, digest, raw_rows, columns) -> Rec
             found = rules.disagreements(partner, row.values, _register_facts(patient))
             counts["status_disagreements"] += len(found)
             for d in found:
-                counts["tasks_created"] += _task_for(patient, d, run)
+                tasks.add(patient, d)
             items.append(
                 ReconciliationItem(
                     run=run,
@@ -314,8 +324,7 @@ def _reconcile(by, region, partner, file_name, digest, raw_rows, columns) -> Rec
             continue
         counts["missing_from_register"] += 1
         clue_region = regions.get(row.values.get("region", "")) or region
-        clue, created = clue_from_reconciliation(
-            run=run,
+        clue, _new = clues.get(
             row_number=row.number,
             name=row.name or str(_("（未填姓名）")),
             id_type=row.id_type,
@@ -327,20 +336,18 @@ def _reconcile(by, region, partner, file_name, digest, raw_rows, columns) -> Rec
                 "birth_date": row.birth,
                 "address": row.values.get("address", ""),
             },
-            by=by,
         )
-        counts["clues_created"] += created
-        items.append(
-            ReconciliationItem(
-                run=run,
-                row_number=row.number,
-                outcome=ItemOutcome.MISSING_FROM_REGISTER,
-                name=row.name[:50],
-                id_number=row.number_text,
-                row_data=row.data(),
-                clue=clue,
-            )
+        item = ReconciliationItem(
+            run=run,
+            row_number=row.number,
+            outcome=ItemOutcome.MISSING_FROM_REGISTER,
+            name=row.name[:50],
+            id_number=row.number_text,
+            row_data=row.data(),
+            clue=clue,
         )
+        items.append(item)
+        clue_items.append(item)
     if partner == PartnerDepartment.POLICE:
         high_risk = (
             register.filter(
@@ -362,6 +369,10 @@ def _reconcile(by, region, partner, file_name, digest, raw_rows, columns) -> Rec
                     ),
                 )
             )
+    counts["tasks_created"] = tasks.save()
+    counts["clues_created"] = clues.save()
+    for item in clue_items:
+        item.clue = clues.resolve(item.clue)
     ReconciliationItem.objects.bulk_create(items, batch_size=1000)
     run.counts = counts
     run.save(update_fields=["counts"])
@@ -391,6 +402,73 @@ def _fallback_candidates(register, rows) -> dict:
     for key in ambiguous:
         out.pop(key)
     return out
+
+
+class _Tasks:
+    """The entitlement tasks of one run: the open ones of the matched
+    patients read once, the organisations that act on them read once, the
+    new tasks inserted together by ``save`` (one open task per patient and
+    kind, as before)."""
+
+    def __init__(self, run: ReconciliationRun, patients):
+        patients = list(patients)
+        self.run = run
+        self.open = set(
+            EntitlementTask.objects.filter(
+                patient_id__in=[p.pk for p in patients], status=TaskStatus.OPEN
+            ).values_list("patient_id", "kind")
+        )
+        codes = {code for p in patients for code in (p.region_id[:9], p.region_id[:6])}
+        kinds = {kind for kinds in TASK_ORGANISATION_KINDS.values() for kind in kinds}
+        self.organisations: dict[tuple[str, str], Organisation] = {}
+        if patients:
+            for org in Organisation.objects.filter(
+                kind__in=kinds, region_id__in=codes, is_active=True
+            ).order_by("pk"):
+                self.organisations.setdefault((org.kind, org.region_id), org)
+        self.new: list[tuple[Patient, rules.Disagreement]] = []
+
+    def add(self, patient: Patient, d: rules.Disagreement) -> None:
+        key = (patient.pk, d.kind)
+        if key in self.open:
+            return
+        self.open.add(key)
+        self.new.append((patient, d))
+
+    def _organisation_id(self, patient: Patient, department: str):
+        if department == "health":
+            return patient.managing_organisation_id
+        township, county = patient.region_id[:9], patient.region_id[:6]
+        for kind in TASK_ORGANISATION_KINDS.get(department, ()):
+            for code in (township, county):
+                org = self.organisations.get((kind, code))
+                if org is not None:
+                    return org.pk
+        return None
+
+    def save(self) -> int:
+        """Insert the new tasks; returns how many were made. Should another
+        run have opened one of them meanwhile, they are made one by one."""
+        if not self.new:
+            return 0
+        objs = [
+            EntitlementTask(
+                patient=patient,
+                kind=d.kind,
+                department=d.department,
+                organisation_id=self._organisation_id(patient, d.department),
+                partner_value=d.partner_value,
+                register_value=d.register_value,
+                run=self.run,
+            )
+            for patient, d in self.new
+        ]
+        try:
+            with transaction.atomic():
+                EntitlementTask.objects.bulk_create(objs, batch_size=1000)
+        except IntegrityError:
+            return sum(_task_for(patient, d, self.run) for patient, d in self.new)
+        return len(objs)
 
 
 def _task_organisation(patient: Patient, department: str) -> Organisation | None:

@@ -376,3 +376,70 @@ def test_patients_changing_status_in_the_period_are_included(world, patients, po
     run = svc.exchange_build(partner=police_partner, kind="scheduled", period=Q3)
     rows = read_csv(run.get_content())
     assert [(r[2], r[rows[0].index("管理状态")]) for r in rows[1:]] == [("乙一", "死亡")]
+
+
+def test_packages_stream_rows_without_model_instances(world, patients, police_partner, monkeypatch):
+    from django.db.models.signals import post_init
+
+    monkeypatch.setattr(svc, "CHUNK_ROWS", 1)  # a cursor fetch per row
+    ff.record(by=world.users.doctor_a, patient=patients.pA1, risk_level=3)
+    rows = svc.package_rows(police_partner, period=Q3)
+    assert not isinstance(rows, list)  # a generator: nothing is held
+    made = []
+
+    def count(sender, **kwargs):
+        made.append(sender)
+
+    post_init.connect(count, sender=Patient)
+    try:
+        content, manifest = svc.build_package(
+            police_partner, kind="scheduled", period=Q3, rows=rows
+        )
+    finally:
+        post_init.disconnect(count, sender=Patient)
+    assert made == []
+    assert manifest["counts"] == {
+        "rows": 2,
+        "by_status": {"active": 2},
+        "high_risk": 1,
+    }
+    assert manifest["sha256"] == rules.sha256_hex(content)
+    parsed = read_csv(content)
+    assert [r[2] for r in parsed[1:]] == ["甲一", "乙一"]
+    # the labels of a CSV, the codes of JSON
+    assert parsed[1][parsed[0].index("管理状态")] == "在管"
+    assert parsed[1][parsed[0].index("监护人电话")] == "\t13800000000"
+
+
+def test_streamed_writers_give_the_bytes_of_the_whole_list():
+    from referrals import tabular
+
+    columns = (("id_number", "身份证号"), ("name", "姓名"), ("birth_date", "出生日期"))
+    rows = [
+        {"id_number": "990102198001010011", "name": "甲,一", "birth_date": date(1980, 1, 1)},
+        {"id_number": "", "name": '乙"一', "birth_date": None},
+    ]
+    expected_json = json.dumps(
+        [{**r, "birth_date": r["birth_date"] and r["birth_date"].isoformat()} for r in rows],
+        ensure_ascii=False,
+    ).encode("utf-8")
+    out = io.BytesIO()
+    sink = tabular.HashingSink(out)
+    tabular.stream_json(columns, iter(rows), sink)
+    assert out.getvalue() == expected_json
+    assert sink.sha256.hexdigest() == rules.sha256_hex(expected_json)
+    assert sink.size == len(expected_json)
+    text = tabular.write_csv(columns, rows).decode("utf-8-sig")
+    assert list(csv.reader(io.StringIO(text))) == [
+        ["身份证号", "姓名", "出生日期"],
+        ["\t990102198001010011", "甲,一", "1980-01-01"],
+        ["", '乙"一', ""],
+    ]
+    # an XLSX written through the (unseekable) sink is a valid workbook
+    out = io.BytesIO()
+    sink = tabular.HashingSink(out)
+    tabular.stream_xlsx(columns, iter(rows), sink)
+    assert sink.sha256.hexdigest() == rules.sha256_hex(out.getvalue())
+    ws = load_workbook(io.BytesIO(out.getvalue())).active
+    assert [c.value for c in ws[2]] == ["990102198001010011", "甲,一", "1980-01-01"]
+    assert ws.cell(row=2, column=1).number_format == "@"

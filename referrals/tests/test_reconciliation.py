@@ -259,3 +259,66 @@ def test_entitlement_task_is_resolved_by_its_department(world, patients):
     )
     task.refresh_from_db()
     assert (task.status, task.resolved_by) == ("resolved", world.users.civil)
+
+
+# One budget for 10 and 60 rows (33 measured at 10: the run and its task
+# record, the register, the open tasks, the organisations, the clues already
+# made, the health centres, the bulk inserts, the audit row); a query per
+# row would add at least 50 (row by row it was 127 at 10 rows, 651 at 60).
+RECONCILIATION_QUERY_BUDGET = 34
+
+
+@pytest.mark.parametrize("rows", [10, 60])
+def test_reconciliation_queries_do_not_grow_with_the_rows(
+    world, rows, django_assert_max_num_queries
+):
+    made = [
+        pf.patient(by=world.users.doctor_a, village="990102001001", name=f"比对{i:02d}")
+        for i in range(rows)
+    ]
+    listed = [
+        # not police-registered: a task for police; every other one reported
+        # dead by police: a task for the health centre too
+        {
+            "序号": i,
+            "姓名": p.name,
+            "身份证号": p.id_number,
+            "管理状态": "死亡" if i % 2 else "在管",
+        }
+        for i, p in enumerate(made)
+    ]
+    listed += [
+        {
+            "序号": rows + k,
+            "姓名": f"新人{k}",
+            "身份证号": rf.resident_id(600 + k, birth=date(1991, 5, 6)),
+            "现住址区划代码": "990102001002",
+        }
+        for k in range(rows // 2)
+    ]
+    data = rf.csv_bytes(listed, [*HEADERS, "管理状态"])
+    with django_assert_max_num_queries(RECONCILIATION_QUERY_BUDGET):
+        run = svc.reconciliation_run(
+            by=world.users.governance, partner="police", file_name="名单.csv", data=data
+        )
+    assert run.counts["matched"] == rows
+    assert run.counts["status_disagreements"] == rows + rows // 2
+    assert run.counts["tasks_created"] == rows + rows // 2
+    assert run.counts["clues_created"] == rows // 2
+    police = EntitlementTask.objects.filter(kind="police_registered")
+    assert police.count() == rows
+    assert set(police.values_list("organisation", flat=True)) == {world.org.ps_a1.pk}
+    health = EntitlementTask.objects.filter(kind="status", department="health")
+    assert set(health.values_list("organisation", flat=True)) == {world.org.hc_a1.pk}
+    clues = Clue.objects.filter(reconciliation_run=run)
+    assert set(clues.values_list("assigned_organisation", flat=True)) == {world.org.hc_a1.pk}
+    assert all(c.history.get().history_change_reason == "clue.reconciliation" for c in clues)
+    items = ReconciliationItem.objects.filter(run=run, outcome=ItemOutcome.MISSING_FROM_REGISTER)
+    assert {i.clue_id for i in items} == set(clues.values_list("pk", flat=True))
+    # the same people in another file: nothing new, still a constant count
+    with django_assert_max_num_queries(RECONCILIATION_QUERY_BUDGET):
+        again = svc.reconciliation_run(
+            by=world.users.governance, partner="police", file_name="又.csv", data=data + b"\r\n"
+        )
+    assert again.counts["tasks_created"] == 0 and again.counts["clues_created"] == 0
+    assert Clue.objects.count() == rows // 2

@@ -143,8 +143,36 @@ def test_reward_coverage_reads_the_subsidies_counts(county, monkeypatch):
             else {"eligible": 0, "active": 0}
         )
 
+    # a subsidies app offering only the per-region counts: asked region by region
+    monkeypatch.setattr(reward, "county_coverage_function", lambda: None)
     monkeypatch.setattr(reward, "coverage_function", lambda: fake)
     services.snapshot_refresh_county(county=county.world.county_a, period=PERIOD, today=TODAY)
+    report = selectors.region_report(region=county.world.county_a, period=PERIOD, today=TODAY)
+    value = report.by_key["reward_coverage"]
+    assert value.available and value.value == Decimal("75.00")
+
+
+def test_reward_coverage_per_village_is_rolled_up_the_region_tree(county, monkeypatch):
+    asked = []
+
+    def fake(*, county, date):
+        asked.append(county.code)
+        return {
+            "990102001001": {"eligible": 3, "active": 2},
+            "990102002001": {"eligible": 1, "active": 1},
+        }
+
+    monkeypatch.setattr(reward, "county_coverage_function", lambda: fake)
+    monkeypatch.setattr(reward, "coverage_function", lambda: None)
+    services.snapshot_refresh_county(county=county.world.county_a, period=PERIOD, today=TODAY)
+    assert asked == ["990102"]  # once for the whole county
+    rows = {
+        s.region_id: (s.counts["reward_eligible"], s.counts["reward_active"])
+        for s in IndicatorSnapshot.objects.filter(period=PERIOD.code)
+    }
+    assert rows["990102"] == (4, 3)
+    assert rows["990102001"] == (3, 2) and rows["990102002"] == (1, 1)
+    assert rows["990102001002"] == (0, 0)
     report = selectors.region_report(region=county.world.county_a, period=PERIOD, today=TODAY)
     value = report.by_key["reward_coverage"]
     assert value.available and value.value == Decimal("75.00")
