@@ -232,6 +232,7 @@ class ItemOutcome(models.TextChoices):
     MISSING_FROM_REGISTER = "missing_from_register", _("本系统未登记")
     HIGH_RISK_MISSING = "high_risk_missing", _("高风险患者未在对方名单")
     INVALID = "invalid", _("无法识别")
+    DUPLICATE = "duplicate", _("名单内重复")
 
 
 class ReviewStatus(models.TextChoices):
@@ -298,6 +299,28 @@ class TaskStatus(models.TextChoices):
     DISMISSED = "dismissed", _("无需处理")
 
 
+def disagreement_value_label(kind: str, value: str) -> str:
+    """How a disagreement's value reads (codes such as ``dibao``, ``held/2``,
+    ``yes`` are stored; people read 低保, 已持证（2级）, 是)."""
+    from patients.models import Certificate, Poverty, Status
+
+    if kind in ("rehab", "police_registered"):
+        return str({"yes": _("是"), "no": _("否")}.get(value, value))
+    if kind == "poverty":
+        return str(dict(Poverty.choices).get(value, value))
+    if kind == "status":
+        return str(dict(Status.choices).get(value, value))
+    if kind == "certificate":
+        code, _sep, grade = value.partition("/")
+        label = str(dict(Certificate.choices).get(code, code))
+        return (
+            str(_("%(label)s（%(grade)s级）") % {"label": label, "grade": grade})
+            if grade
+            else label
+        )
+    return value
+
+
 class EntitlementTask(models.Model):
     """A status disagreement found by reconciliation, for the department
     that owns the status (poverty → civil affairs, certificate → federation…)."""
@@ -344,6 +367,14 @@ class EntitlementTask(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} {self.patient_id}"
+
+    @property
+    def partner_value_label(self) -> str:
+        return disagreement_value_label(self.kind, self.partner_value)
+
+    @property
+    def register_value_label(self) -> str:
+        return disagreement_value_label(self.kind, self.register_value)
 
 
 class ImportStatus(models.TextChoices):

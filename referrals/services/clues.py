@@ -7,7 +7,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from accounts.models import Region, RegionLevel
+from accounts.models import Organisation, OrganisationKind, Region, RegionLevel
 from accounts.roles import VIEW_PATIENTS, fieldset_of
 from accounts.scoping import region_in_scope
 from accounts.selectors import organisation_of
@@ -41,6 +41,27 @@ DEPARTMENT_SOURCES = {
 def sources_for(user) -> tuple[str, ...]:
     """The clue sources the user's department may report."""
     return DEPARTMENT_SOURCES.get(fieldset_of(user) or "", ())
+
+
+def clue_assignee_for(region: Region) -> Organisation | None:
+    """Who reviews a clue in ``region``: the health centre of its township;
+    when the region is wider than a township (a county-wide list without
+    addresses) or the township has none, the county prevention agency,
+    whose staff see the clue as not yet assigned to a township."""
+    if region.level in (RegionLevel.TOWNSHIP, RegionLevel.VILLAGE):
+        centre = managing_organisation_for(region)
+        if centre is not None:
+            return centre
+    county = region.county_code
+    if county is None:
+        return None
+    return (
+        Organisation.objects.filter(
+            kind=OrganisationKind.PREVENTION_AGENCY, region_id=county, is_active=True
+        )
+        .order_by("pk")
+        .first()
+    )
 
 
 def _identity(id_type: str, raw: str) -> tuple[str, str]:
@@ -92,7 +113,7 @@ def clue_report(*, by, data: dict, request=None) -> Clue:
         description=data.get("description", ""),
         reporter_name=data.get("reporter_name", ""),
         organisation=organisation_of(by),
-        assigned_organisation=managing_organisation_for(region),
+        assigned_organisation=clue_assignee_for(region),
         created_by=by,
     )
     clue.full_clean(exclude=["region", "organisation", "assigned_organisation", "id_number_index"])
@@ -130,7 +151,7 @@ def clue_from_reconciliation(
             % {"partner": run.get_partner_display(), "row": row_number}
         ),
         organisation=organisation_of(by),
-        assigned_organisation=managing_organisation_for(region),
+        assigned_organisation=clue_assignee_for(region),
         reconciliation_run=run,
         dedupe_key=key,
         created_by=by,
