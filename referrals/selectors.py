@@ -410,13 +410,20 @@ def exchange_run_get_for_user(*, user, pk, request=None) -> ExchangeRun:
 
 
 def can_download_package(user, run: ExchangeRun) -> bool:
-    """The package holds personal data: the county prevention agency and the
-    receiving department's own staff may fetch it; the administrator may not."""
+    """The package holds the whole county's personal data: the county
+    prevention agency, the partner's receiving organisation and the county
+    level of the receiving department may fetch it; a township unit of that
+    department (a police station) and the administrator may not."""
     role = role_of(user)
     if role == Role.PREVENTION_STAFF:
         return True
     org = organisation_of(user)
-    return org is not None and org.department == run.partner.department
+    if org is None:
+        return False
+    partner = run.partner
+    if partner.organisation_id is not None and org.pk == partner.organisation_id:
+        return True
+    return org.department == partner.department and org.region_id == partner.region_id
 
 
 def reconcile_partners_for(user) -> tuple[str, ...]:

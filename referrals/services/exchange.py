@@ -43,6 +43,7 @@ from referrals.models import (
     RunStatus,
 )
 from referrals.selectors import (
+    can_download_package,
     can_manage_partners,
     county_of,
     exchange_partner_get_for_user,
@@ -55,6 +56,7 @@ ERR_NOT_ALLOWED = _("您无权配置信息交换。")
 ERR_FOLDER = _("投递目录须为服务器上的绝对路径。")
 ERR_URL = _("接收地址须以 https:// 开头。")
 ERR_IMMEDIATE = _("即时推送只适用于公安和综治。")
+ERR_DOWNLOAD = _("您无权下载该数据包。")
 ERR_NAME_TAKEN = _("已有同名的交换对象。")
 ERR_NOT_FAILED = _("只有投递失败的记录可以重新投递。")
 
@@ -655,7 +657,10 @@ def _exchange_redeliver(*, run_id, by, request=None) -> ExchangeRun:
 
 
 def exchange_package_download(*, run: ExchangeRun, by, request=None) -> bytes:
-    """The package bytes; a download of personal data is an audited export."""
+    """The package bytes; a download of personal data is an audited export.
+    Raises PermissionDenied unless ``can_download_package``."""
+    if not can_download_package(by, run):
+        raise PermissionDenied(ERR_DOWNLOAD)
     audit_record(
         actor=by,
         action="exchange.download",
