@@ -169,6 +169,34 @@ class ExchangeRun(EncryptedBlobMixin, models.Model):
         return f"{self.partner_id} {self.period}"
 
 
+class HighRiskSent(models.Model):
+    """One risk alert pushed at once to one partner (exchange_high_risk).
+
+    What is still to send is decided by these markers, not by a time cursor:
+    an alert committed late with an earlier ``raised_at`` than one already
+    sent is still found and sent, once."""
+
+    # (partner, alert) is unique: that index serves lookups by partner
+    partner = models.ForeignKey(
+        ExchangePartner, on_delete=models.CASCADE, related_name="+", db_index=False
+    )
+    alert = models.ForeignKey(
+        "followups.Alert", on_delete=models.CASCADE, related_name="+", db_index=False
+    )
+    run = models.ForeignKey(ExchangeRun, on_delete=models.CASCADE, related_name="+")
+    sent_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("高风险即时推送记录")
+        verbose_name_plural = _("高风险即时推送记录")
+        constraints = [
+            models.UniqueConstraint(fields=["partner", "alert"], name="high_risk_sent_once")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.partner_id} {self.alert_id}"
+
+
 class ReconciliationStatus(models.TextChoices):
     SUCCEEDED = "succeeded", _("已完成")
     FAILED = "failed", _("失败")
