@@ -9,6 +9,13 @@ each side effect is guarded by a unique constraint.
 A handler returns ``False`` when it finished only part of its work (what
 it did is kept, the message stays pending and is retried); an exception
 rolls back everything the handler did.
+
+Dispatch marks the row (``dispatched_at``, committed on its own) *before*
+handing it to the broker, so a worker that picks the message up at once
+never finds the row locked by the dispatcher. A worker that does find it
+locked (another worker or the sweeper is running it) raises MessageBusy and
+the task retries a few seconds later, instead of reporting success while
+the message is still pending.
 """
 
 from __future__ import annotations
@@ -37,6 +44,10 @@ class DeliveryFailed(Exception):
     """A handler failed or finished only part of its work; retry later."""
 
 
+class MessageBusy(Exception):
+    """Another transaction holds the message row: try again shortly."""
+
+
 def handler(topic: str):
     def register(fn):
         HANDLERS[topic] = fn
@@ -56,27 +67,34 @@ def outbox_put(*, topic: str, payload: dict) -> OutboxMessage:
 
 
 def dispatch(message_id: int) -> None:
-    """Hand one message to the broker; a broker failure leaves it pending."""
+    """Hand one message to the broker; a broker failure leaves it pending.
+
+    The row is marked first, in its own committed step: were it updated
+    after ``delay()``, a worker starting at once would find it locked by
+    that UPDATE and skip it."""
     from core.tasks import outbox_deliver
 
+    with transaction.atomic():
+        marked = OutboxMessage.objects.filter(pk=message_id, dispatched_at__isnull=True).update(
+            dispatched_at=timezone.now()
+        )
     try:
         outbox_deliver.delay(message_id)
     except Exception as exc:  # noqa: BLE001 - broker down: the sweeper retries
         log.warning("outbox: dispatch of message %s deferred (%s)", message_id, type(exc).__name__)
-        return
-    OutboxMessage.objects.filter(pk=message_id, dispatched_at__isnull=True).update(
-        dispatched_at=timezone.now()
-    )
+        if marked:
+            OutboxMessage.objects.filter(pk=message_id).update(dispatched_at=None)
 
 
 def deliver(message_id: int) -> bool:
     """Run the handler of one message; True when it is done now, False when
-    it was done already or another worker holds it.
+    it was done already (or no longer exists).
 
     The row is locked (skip_locked) so two workers never run the same
     message at once; the handler's own unique constraints make a re-run
-    harmless. Raises DeliveryFailed (after recording the attempt) when the
-    handler failed or left work for later.
+    harmless. Raises MessageBusy when another transaction holds the row
+    (the caller retries shortly), DeliveryFailed (after recording the
+    attempt) when the handler failed or left work for later.
     """
     failure: str | None = None
     with transaction.atomic():
@@ -86,6 +104,8 @@ def deliver(message_id: int) -> bool:
             .first()
         )
         if msg is None:
+            if OutboxMessage.objects.filter(pk=message_id, done_at__isnull=True).exists():
+                raise MessageBusy(f"outbox message {message_id} is locked")
             return False
         msg.attempts += 1
         try:

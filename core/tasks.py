@@ -20,6 +20,8 @@ log = logging.getLogger(__name__)
 
 # Retry delays stay far below the broker's visibility timeout (SECURITY.md 4.2).
 RETRY_DELAYS = (10, 30, 60, 120, 300, 600)
+# A message locked by another transaction is tried again this soon.
+BUSY_RETRY_SECONDS = 2
 
 
 @contextmanager
@@ -68,6 +70,13 @@ def outbox_deliver(self, message_id: int) -> None:
     _load_handlers()
     try:
         outbox.deliver(message_id)
+    except outbox.MessageBusy as exc:
+        # someone else holds the row: it may finish, or it may be the sweeper
+        # between two messages; either way look again shortly
+        if self.request.retries >= self.max_retries:
+            log.warning("outbox: message %s left to the sweeper (busy)", message_id)
+            return
+        raise self.retry(exc=exc, countdown=BUSY_RETRY_SECONDS) from exc
     except outbox.DeliveryFailed as exc:
         if self.request.retries >= self.max_retries:
             log.warning("outbox: message %s left to the sweeper", message_id)
@@ -89,6 +98,8 @@ def outbox_sweep(limit: int = 1000) -> int:
         for pk in ids:
             try:
                 done += outbox.deliver(pk)
+            except outbox.MessageBusy:
+                continue  # a worker is running it right now
             except outbox.DeliveryFailed:
                 failed += 1
         run.counts = {"pending": len(ids), "delivered": done, "failed": failed}

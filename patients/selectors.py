@@ -144,3 +144,23 @@ def can_manage_patient(user, patient: Patient) -> bool:
 
 def patient_regions_manageable(user):
     return regions_with_perm(user, MANAGE_PATIENTS)
+
+
+def id_indexes_on_register(indexes) -> set[str]:
+    """Which of these blind indexes belong to a patient on the register,
+    anywhere (one patient per ID number, whatever the caller's scope).
+
+    Only the blind index is compared and returned: nothing is decrypted and
+    no patient is read. Callers use it to avoid duplicates (roster import)
+    or false "missing" findings (reconciliation) and must not show which
+    out-of-scope person matched."""
+    wanted = [i for i in dict.fromkeys(indexes) if i]
+    found: set[str] = set()
+    for start in range(0, len(wanted), 2000):
+        chunk = wanted[start : start + 2000]
+        found.update(
+            Patient.objects.filter(id_number_index__in=chunk).values_list(
+                "id_number_index", flat=True
+            )
+        )
+    return found

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import date
 
+from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
@@ -12,7 +13,7 @@ from django.utils.translation import gettext_lazy as _
 from accounts.models import Organisation, OrganisationKind, Region, RegionLevel
 from accounts.roles import MANAGE_PATIENTS, fieldset_of
 from accounts.scoping import region_in_scope
-from audit.services import audit_record
+from audit.services import audit_record, audit_record_many
 from core.errors import DomainError, StaleVersion
 from core.history import history_stamp
 from patients import rules
@@ -170,6 +171,149 @@ def patient_register(*, by, data: dict, request=None) -> Patient:
         request=request,
     )
     return patient
+
+
+class RowRefused(DomainError):
+    """``patient_register_many`` refused row ``index`` (0-based position in
+    the rows given); ``message`` and ``field`` say why."""
+
+    def __init__(self, index: int, error: DomainError):
+        super().__init__(error.message, field=error.field, code=error.code)
+        self.index = index
+
+
+# Foreign keys filled from lookups the bulk path has already made: validating
+# them again would cost one query per key and row.
+_BULK_CLEAN_EXCLUDE = [
+    "id_number_index",
+    "region",
+    "household_region",
+    "managing_organisation",
+    "created_by",
+    "supplement_doctor",
+]
+
+
+@transaction.atomic
+def patient_register_many(*, by, rows: list[dict], on_progress=None, batch_size: int = 500) -> int:
+    """Register many patients at once (a roster import) — all or nothing.
+
+    Every row gets the checks of ``patient_register`` (region in the user's
+    scope, identity, one patient per ID number, the model's validation)
+    before anything is written; the first refused row raises RowRefused
+    naming it. Then the patients and their guardians are inserted in batches
+    with their history rows ("patient.registered", by the user), each
+    patient gets its audit row, and ``on_progress(done)`` is called after
+    each batch. Rows are the ``patient_register`` data (with ``guardian``)."""
+    from simple_history.utils import bulk_create_with_history
+
+    from patients.selectors import id_indexes_on_register
+
+    if fieldset_of(by) != "health":
+        raise DomainError(ERR_NOT_ALLOWED)
+    history_user = by if getattr(by, "is_authenticated", False) else None
+    allowed = set(WRITABLE["health"])
+    centres: dict[str, Organisation | None] = {}
+    built: list[tuple[Patient, Guardian | None]] = []
+    first_row: dict[str, int] = {}
+    for i, data in enumerate(rows):
+        try:
+            patient, guardian = _patient_for_bulk(by, dict(data), allowed, centres)
+        except DomainError as exc:
+            raise RowRefused(i, exc) from exc
+        if patient.id_number_index in first_row:
+            raise RowRefused(i, DomainError(ERR_DUPLICATE, field="id_number"))
+        first_row[patient.id_number_index] = i
+        built.append((patient, guardian))
+    taken = id_indexes_on_register(first_row)
+    if taken:
+        first = min(first_row[index] for index in taken)
+        raise RowRefused(first, DomainError(ERR_DUPLICATE, field="id_number"))
+    for start in range(0, len(built), batch_size):
+        chunk = built[start : start + batch_size]
+        try:
+            with transaction.atomic():
+                bulk_create_with_history(
+                    [p for p, _g in chunk],
+                    Patient,
+                    batch_size=batch_size,
+                    default_user=history_user,
+                    default_change_reason="patient.registered",
+                )
+        except IntegrityError as exc:  # a concurrent registration of one of the IDs
+            raise DomainError(ERR_DUPLICATE, field="id_number") from exc
+        guardians = [g for _p, g in chunk if g is not None]
+        if guardians:
+            bulk_create_with_history(
+                guardians,
+                Guardian,
+                batch_size=batch_size,
+                default_user=history_user,
+                default_change_reason="patient.registered",
+            )
+        if on_progress is not None:
+            on_progress(start + len(chunk))
+    audit_record_many(
+        actor=by,
+        action="patient.create",
+        object_type="patient",
+        object_ids=[p.pk for p, _g in built],
+    )
+    return len(built)
+
+
+def _patient_for_bulk(
+    by, data: dict, allowed: set, centres: dict
+) -> tuple[Patient, Guardian | None]:
+    """One row of ``patient_register_many``: checked and built, not saved."""
+    guardian = data.pop("guardian", None)
+    if data.pop("assistant_guardians", None):
+        raise ValueError("patient_register_many does not take assistant guardians")
+    region = data["region"]
+    _check_region(by, region)
+    id_type = data.get("id_type") or IdType.RESIDENT_ID
+    number, birth, gender = check_identity(
+        id_type=id_type,
+        id_number=data.get("id_number", ""),
+        birth_date=data.get("birth_date"),
+        gender=data.get("gender"),
+    )
+    township = region.code[:9]
+    if township not in centres:
+        centres[township] = managing_organisation_for(region)
+    fields = {k: v for k, v in data.items() if k in allowed}
+    fields.update(
+        id_type=id_type,
+        id_number=number,
+        id_number_index=id_number_index_for(id_type, number),
+        birth_date=birth,
+        gender=gender,
+        managing_organisation=centres[township],
+        created_by=by,
+        supplement_doctor=by if data.get("supplement_filled_on") else None,
+    )
+    patient = Patient(**fields)
+    _clean(patient, exclude=_BULK_CLEAN_EXCLUDE, validate_constraints=False)
+    if not (guardian and guardian.get("name")):
+        return patient, None
+    row = Guardian(patient=patient)
+    for key in GUARDIAN_FIELDS:
+        if key in guardian:
+            setattr(row, key, guardian[key] if guardian[key] is not None else "")
+    if guardian.get("responsibility_letter_date"):
+        row.responsibility_letter_date = guardian["responsibility_letter_date"]
+    _clean(row, exclude=["patient"], prefix="guardian_")
+    return patient, row
+
+
+def _clean(instance, *, exclude, prefix: str = "", **kwargs) -> None:
+    """``full_clean`` without the uniqueness queries; the first problem as a
+    DomainError naming its field (``prefix`` + field name)."""
+    try:
+        instance.full_clean(exclude=exclude, validate_unique=False, **kwargs)
+    except ValidationError as exc:
+        field, messages = next(iter(exc.message_dict.items()))
+        raise DomainError(messages[0], field=f"{prefix}{field}") from exc
 
 
 @transaction.atomic

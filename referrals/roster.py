@@ -18,11 +18,18 @@ from openpyxl.styles import Font, PatternFill
 from openpyxl.utils import get_column_letter
 
 from patients.models import (
+    DANGEROUS_BEHAVIOURS,
+    DatePrecision,
     Diagnosis,
     EconomicStatus,
+    Employment,
     Gender,
     HouseholdType,
     IdType,
+    LockStatus,
+    PastOutpatient,
+    Symptom,
+    TreatmentEffect,
 )
 
 ERR_REQUIRED = _("必填项为空。")
@@ -30,6 +37,8 @@ ERR_DATE = _("日期格式应为 2020-01-31。")
 ERR_CHOICE = _("填写的值不在可选范围内（可选：%(choices)s）。")
 ERR_REGION_CODE = _("区划代码应为12位数字（村/社区级）。")
 ERR_GUARDIAN_RELATION = _("填写了监护人姓名时须填写监护人关系。")
+ERR_PARTIAL_DATE = _("日期格式应为 2010、2010-05 或 2010-05-17。")
+ERR_COUNT = _("应为0到999之间的整数。")
 
 
 def _labels(choices) -> dict[str, str]:
@@ -55,6 +64,15 @@ ID_TYPE_WORDS = {**_labels(IdType), "身份证": "resident_id", "": "resident_id
 HOUSEHOLD_WORDS = _labels(HouseholdType)
 ECONOMIC_WORDS = {**_labels(EconomicStatus), "贫困": "poor"}
 CONSENT_WORDS = {"同意": True, "同意参加管理": True, "是": True, "不同意": False, "否": False}
+EMPLOYMENT_WORDS = {**_labels(Employment), "下岗": "unemployed", "无业": "unemployed"}
+SYMPTOM_WORDS = _labels(Symptom)
+LOCK_WORDS = {**_labels(LockStatus), "从未关锁": "none", "无": "none", "已解除": "released"}
+OUTPATIENT_WORDS = {**_labels(PastOutpatient), "未治疗": "never"}
+EFFECT_WORDS = {**_labels(TreatmentEffect), "痊愈": "cured"}
+# several symptoms in one cell: 幻觉、猜疑 (also , ， ; ； / and spaces)
+MULTI_SEPARATORS = re.compile(r"[、,，;；/\s]+")
+# the dangerous-behaviour history (supplement form item 17): one count column each
+DANGER_PREFIX = "danger_"
 
 
 @dataclass(frozen=True)
@@ -106,8 +124,76 @@ COLUMNS: tuple[Column, ...] = (
     Column(
         "economic_status", "经济状况", kind="choice", words=ECONOMIC_WORDS, help="贫困/非贫困/不详"
     ),
+    # the rest of the personal information supplement form (§1.8)
+    Column(
+        "village_contact_name",
+        "村（居）委会联系人",
+        aliases=("辖区村（居）委会联系人",),
+        max_length=50,
+    ),
+    Column(
+        "village_contact_phone",
+        "村（居）委会联系电话",
+        aliases=("辖区村（居）委会联系电话",),
+        max_length=32,
+    ),
+    Column(
+        "employment", "就业情况", kind="choice", words=EMPLOYMENT_WORDS, help="如 农民、在校学生"
+    ),
+    Column(
+        "first_onset_date",
+        "初次发病时间",
+        kind="partial_date",
+        help="可只填年或年月，如 2010 或 2010-05",
+    ),
+    Column(
+        "past_symptoms",
+        "既往主要症状",
+        kind="multi",
+        words=SYMPTOM_WORDS,
+        help="可多项，用顿号分隔，如 幻觉、猜疑",
+    ),
+    Column("past_lock_status", "既往关锁情况", kind="choice", words=LOCK_WORDS),
+    Column(
+        "past_outpatient",
+        "既往门诊治疗",
+        kind="choice",
+        words=OUTPATIENT_WORDS,
+        aliases=("既往治疗情况（门诊）", "既往治疗情况·门诊"),
+        help="未治 / 间断门诊治疗 / 连续门诊治疗",
+    ),
+    Column(
+        "first_antipsychotic_date",
+        "首次抗精神病药治疗时间",
+        kind="partial_date",
+        help="可只填年或年月",
+    ),
+    Column(
+        "past_admissions",
+        "既往住院次数",
+        kind="count",
+        aliases=("既往治疗情况（住院）", "既往治疗情况·住院"),
+        help="0表示未住院",
+    ),
+    Column("recent_treatment_effect", "最近一次治疗效果", kind="choice", words=EFFECT_WORDS),
+    *(
+        Column(
+            f"{DANGER_PREFIX}{key}",
+            f"{label}（次）",
+            kind="count",
+            aliases=(f"{label}次数",),
+            help="既往危险行为次数",
+        )
+        for key, label in DANGEROUS_BEHAVIOURS.items()
+    ),
+    Column(
+        "specialist_opinion",
+        "专科医生意见",
+        aliases=("专科医生的意见",),
+        max_length=2000,
+    ),
     Column("guardian_name", "监护人姓名", max_length=50),
-    Column("guardian_relation", "监护人关系", max_length=20),
+    Column("guardian_relation", "监护人关系", aliases=("与患者关系",), max_length=20),
     Column("guardian_phone", "监护人电话", max_length=32),
     Column("guardian_address", "监护人住址"),
 )
@@ -139,6 +225,30 @@ _DATE_PATTERNS = (
     re.compile(r"^(\d{4})年(\d{1,2})月(\d{1,2})日?$"),
     re.compile(r"^(\d{4})(\d{2})(\d{2})$"),
 )
+
+
+_PARTIAL_PATTERNS = (
+    (re.compile(r"^(\d{4})$"), DatePrecision.YEAR),
+    (re.compile(r"^(\d{4})年$"), DatePrecision.YEAR),
+    (re.compile(r"^(\d{4})[-/.](\d{1,2})$"), DatePrecision.MONTH),
+    (re.compile(r"^(\d{4})年(\d{1,2})月$"), DatePrecision.MONTH),
+)
+
+
+def parse_partial_date(text: str) -> tuple[date, str] | None:
+    """A date that may be known only to the year or month (初次发病时间):
+    (the first day of what is known, its precision)."""
+    text = text.strip()
+    for pattern, precision in _PARTIAL_PATTERNS:
+        m = pattern.match(text)
+        if m:
+            month = int(m[2]) if precision == DatePrecision.MONTH else 1
+            try:
+                return date(int(m[1]), month, 1), precision
+            except ValueError:
+                return None
+    full = parse_date(text)
+    return (full, DatePrecision.DAY) if full is not None else None
 
 
 def parse_date(text: str) -> date | None:
@@ -178,6 +288,31 @@ def read_row(raw: dict, found: dict[str, str]) -> tuple[dict, list[tuple[str, st
                 errors.append((col.header, str(ERR_DATE)))
                 continue
             values[col.key] = parsed
+        elif col.kind == "partial_date":
+            partial = parse_partial_date(text)
+            if partial is None:
+                errors.append((col.header, str(ERR_PARTIAL_DATE)))
+                continue
+            values[col.key] = partial[0]
+            values[col.key.removesuffix("_date") + "_precision"] = partial[1]
+        elif col.kind == "count":
+            if not (text.isdigit() and int(text) <= 999):
+                errors.append((col.header, str(ERR_COUNT)))
+                continue
+            if col.key.startswith(DANGER_PREFIX):
+                if int(text):
+                    history = values.setdefault("dangerous_history", {})
+                    history[col.key.removeprefix(DANGER_PREFIX)] = int(text)
+            else:
+                values[col.key] = int(text)
+        elif col.kind == "multi":
+            items = [t for t in MULTI_SEPARATORS.split(text) if t]
+            unknown = [t for t in items if t not in col.words]
+            if unknown:
+                choices = "、".join(k for k in col.words if k and not k.isascii())
+                errors.append((col.header, str(ERR_CHOICE % {"choices": choices})))
+                continue
+            values[col.key] = list(dict.fromkeys(col.words[t] for t in items))
         elif col.kind == "choice":
             if text not in col.words:
                 choices = "、".join(k for k in col.words if k and not k.isascii())
@@ -213,7 +348,7 @@ def template_workbook() -> bytes:
             cell.fill = required_fill
         letter = get_column_letter(i)
         ws.column_dimensions[letter].width = max(10, len(col.header) * 2 + 4)
-        if col.kind in ("id", "region") or col.key.endswith("phone"):
+        if col.kind in ("id", "region", "partial_date") or col.key.endswith("phone"):
             for row in range(2, 2002):
                 ws.cell(row=row, column=i).number_format = "@"
     ws.freeze_panes = "A2"

@@ -347,7 +347,10 @@ def disagreements(partner: str, row: dict, register: dict) -> list[Disagreement]
                 )
             )
     if partner == "police" and not register["police_registered"]:
-        out.append(Disagreement("police_registered", "yes", "no", "police"))
+        # The police list names the patient, so the police have done their
+        # part: it is the register's "police registered" flag that is out of
+        # date, and the health centre managing the patient corrects it.
+        out.append(Disagreement("police_registered", "yes", "no", "health"))
     if partner in ("police", "governance") and "status" in row:
         theirs = _word(STATUS_WORDS, row["status"])
         if theirs in ("deceased", "moved_out") and theirs != register["status"]:

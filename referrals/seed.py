@@ -12,7 +12,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.utils import timezone
 
-from accounts.models import OrganisationKind
+from accounts.models import Department, Organisation, OrganisationKind, Region, RegionLevel
 from accounts.roles import Role
 from accounts.services import staff_create
 from patients import rules as patient_rules
@@ -55,6 +55,30 @@ def _backdate(referral: Referral, days: int, *, today) -> None:
         accept_by=created + timedelta(days=14 if not referral.green_channel else 1),
     )
     ReferralEvent.objects.filter(referral=referral, action="created").update(at=_aware(created))
+
+
+def _neighbour_county(county: Region) -> tuple[Region, Organisation]:
+    """A neighbouring county of the same city with one township, one
+    community and its health centre: the destination of the demo's transfer
+    to another county. Populations are left unknown, so the city's figures
+    stay those of the demo county (API.md)."""
+    code = f"{int(county.code) + 1:06d}"
+    neighbour = Region.objects.create(
+        code=code, name="临河县", level=RegionLevel.COUNTY, parent=county.parent
+    )
+    town = Region.objects.create(
+        code=f"{code}001", name="临河镇", level=RegionLevel.TOWNSHIP, parent=neighbour
+    )
+    village = Region.objects.create(
+        code=f"{code}001001", name="临河东关社区", level=RegionLevel.VILLAGE, parent=town
+    )
+    centre = Organisation.objects.create(
+        name="临河镇卫生院",
+        department=Department.HEALTH,
+        kind=OrganisationKind.HEALTH_CENTRE,
+        region=town,
+    )
+    return village, centre
 
 
 def seed(ctx) -> None:
@@ -249,6 +273,20 @@ def seed(ctx) -> None:
         reason="搬至镇上居住。",
         by=doctor2,
     )
+    # and one to another county: the neighbouring county's health centre has
+    # not accepted yet (the demo has no account there, and the patient stays
+    # on this county's register until it does)
+    if len(pool1) > 9:
+        far_village, far_centre = _neighbour_county(county)
+        svc.referral_create(
+            patient_id=pool1[9].pk,
+            kind="transfer",
+            to_organisation=far_centre,
+            reason="随配偶迁往邻县居住，已在当地租房。",
+            by=doctor1,
+            to_region=far_village,
+            to_address=f"{far_village.name}8号",
+        )
 
     # --- clues ---------------------------------------------------------------
     villages1 = [v for v in ctx.data["villages"] if v.code.startswith(t1.code)]

@@ -333,6 +333,28 @@ def roster_import_list_visible_to(*, user) -> QuerySet[RosterImport]:
     return RosterImport.objects.filter(organisation=org).select_related("created_by", "task_run")
 
 
+def roster_import_progress(imp: RosterImport) -> dict:
+    """Where a (visible) import has got: ``stage`` (validating, writing),
+    rows ``done`` of ``total`` and ``percent``. Validation counts on the
+    TaskRun row; the write stage runs in one transaction that hides that row's
+    changes, so its count is read from core.progress."""
+    from core.models import TaskRun
+    from core.progress import progress_read
+
+    run = TaskRun.objects.filter(pk=imp.task_run_id).first() if imp.task_run_id else None
+    if run is None:
+        return {"run": None, "stage": "", "done": 0, "total": 0, "percent": 0}
+    stage = (run.counts or {}).get("stage", "")
+    done, total = run.progress, run.total or 0
+    live = progress_read(run.pk) if imp.is_running else None
+    if live:
+        stage, done, total = live["stage"], live["done"], live["total"]
+    elif stage == "writing":
+        done, total = 0, (run.counts or {}).get("to_write", 0)
+    percent = min(100, round(done * 100 / total)) if total else 0
+    return {"run": run, "stage": stage, "done": done, "total": total, "percent": percent}
+
+
 def roster_import_get_for_user(*, user, pk, request=None) -> RosterImport:
     obj = None
     if _is_uuid(pk):
@@ -410,13 +432,20 @@ def exchange_run_get_for_user(*, user, pk, request=None) -> ExchangeRun:
 
 
 def can_download_package(user, run: ExchangeRun) -> bool:
-    """The package holds personal data: the county prevention agency and the
-    receiving department's own staff may fetch it; the administrator may not."""
+    """The package holds the whole county's personal data: the county
+    prevention agency, the partner's receiving organisation and the county
+    level of the receiving department may fetch it; a township unit of that
+    department (a police station) and the administrator may not."""
     role = role_of(user)
     if role == Role.PREVENTION_STAFF:
         return True
     org = organisation_of(user)
-    return org is not None and org.department == run.partner.department
+    if org is None:
+        return False
+    partner = run.partner
+    if partner.organisation_id is not None and org.pk == partner.organisation_id:
+        return True
+    return org.department == partner.department and org.region_id == partner.region_id
 
 
 def reconcile_partners_for(user) -> tuple[str, ...]:

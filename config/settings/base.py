@@ -230,6 +230,25 @@ if CELERY_BROKER_URL == "filesystem://":
 else:
     # visibility_timeout above the longest task; no ETA beyond it (SECURITY.md 4.2).
     CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
+# Caches: the default one is per process. "progress" carries the live
+# progress of long tasks (core.progress) from the worker to the pages, so it
+# is shared: Redis when the broker is Redis, else files under var/ (the
+# single-machine start, where web and worker share the disk).
+CACHES = {
+    "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+    "progress": (
+        {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": CELERY_BROKER_URL,
+            "KEY_PREFIX": "jft-progress",
+        }
+        if CELERY_BROKER_URL.startswith(("redis://", "rediss://"))
+        else {
+            "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+            "LOCATION": str(VAR_DIR / "progress"),
+        }
+    ),
+}
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ACKS_LATE = True

@@ -63,3 +63,12 @@ if "DATABASE_URL" not in os.environ:
     else:
         DATABASES = {"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"}}
 USING_POSTGRES = DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql"  # noqa: F811
+# Live progress stays in the test process (eager tasks): no cross-test keys
+# in a shared Redis or var/ when the suite runs on several processes.
+CACHES = {
+    **CACHES,  # noqa: F405
+    "progress": {
+        "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+        "LOCATION": "progress",
+    },
+}

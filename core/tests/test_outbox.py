@@ -162,3 +162,85 @@ def test_the_email_channel_mails_the_organisations_staff(
     body = mailoutbox[0].body
     assert "高风险" in body and patients.pA1.name not in body
     assert set(NotificationDelivery.objects.values_list("channel", flat=True)) == {"email"}
+
+
+def test_dispatch_marks_the_row_before_the_worker_can_pick_it_up(monkeypatch):
+    """The mark is written (and committed) before ``delay()``: a worker that
+    starts at once never meets the dispatcher's UPDATE lock."""
+    from core import tasks
+
+    seen = []
+    msg = OutboxMessage.objects.create(topic="test.noop", payload={})
+    monkeypatch.setattr(
+        tasks.outbox_deliver,
+        "delay",
+        lambda pk: seen.append(OutboxMessage.objects.get(pk=pk).dispatched_at),
+    )
+    outbox.dispatch(msg.pk)
+    assert len(seen) == 1 and seen[0] is not None
+    msg.refresh_from_db()
+    assert msg.dispatched_at == seen[0]
+
+
+def test_a_broker_failure_unmarks_the_row(monkeypatch):
+    from core import tasks
+
+    def broker_down(*args, **kwargs):
+        raise ConnectionError("redis down")
+
+    msg = OutboxMessage.objects.create(topic="test.noop", payload={})
+    monkeypatch.setattr(tasks.outbox_deliver, "delay", broker_down)
+    outbox.dispatch(msg.pk)
+    msg.refresh_from_db()
+    assert msg.dispatched_at is None and msg.done_at is None
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_worker_that_finds_the_row_locked_retries_instead_of_succeeding(monkeypatch):
+    """Another transaction holds the row (the dispatcher, the sweeper or a
+    second worker): deliver() says so and the task retries shortly; once the
+    row is free the message is delivered."""
+    import threading
+
+    from django.db import connection, transaction
+
+    from core import tasks
+
+    calls = []
+    monkeypatch.setitem(outbox.HANDLERS, "test.count", lambda payload: calls.append(payload))
+    msg = OutboxMessage.objects.create(topic="test.count", payload={"n": 1})
+    locked, release = threading.Event(), threading.Event()
+
+    def hold_the_row():
+        try:
+            with transaction.atomic():
+                OutboxMessage.objects.select_for_update().get(pk=msg.pk)
+                locked.set()
+                release.wait(10)
+        finally:
+            connection.close()
+
+    holder = threading.Thread(target=hold_the_row)
+    holder.start()
+    assert locked.wait(10)
+    try:
+        with pytest.raises(outbox.MessageBusy):
+            outbox.deliver(msg.pk)
+        retried = []
+
+        def retry(**kwargs):
+            retried.append(kwargs["countdown"])
+            raise RuntimeError("retry")
+
+        monkeypatch.setattr(tasks.outbox_deliver, "retry", retry)
+        with pytest.raises(RuntimeError, match="retry"):
+            tasks.outbox_deliver.run(msg.pk)
+        assert retried == [tasks.BUSY_RETRY_SECONDS]
+        assert calls == [] and OutboxMessage.objects.get(pk=msg.pk).done_at is None
+    finally:
+        release.set()
+        holder.join(10)
+    assert outbox.deliver(msg.pk) is True
+    assert calls == [{"n": 1}]
+    assert outbox.deliver(msg.pk) is False  # done: nothing to retry

@@ -27,7 +27,13 @@ from audit.services import audit_record
 from core.errors import DomainError
 from core.history import history_stamp
 from core.outbox import outbox_put
-from followups.models import Alert, AlertKind, AlertRecipient, AlertStatus
+from followups.models import (
+    Alert,
+    AlertKind,
+    AlertRecipient,
+    AlertStatus,
+    NotificationDelivery,
+)
 from patients.models import Patient
 
 ERR_NOTE_REQUIRED = _("请填写处理情况。")
@@ -172,29 +178,88 @@ def alert_add_recipients(*, alert: Alert, organisations, escalated: bool = False
     return created
 
 
-def alerts_transfer(*, patient: Patient, from_organisation, to_organisation) -> int:
-    """Hand the patient's unresolved alerts of one organisation to another
-    (a ``transfer`` referral: DOMAIN.md → Referrals). Returns rows moved."""
-    moved = 0
+def alerts_transfer(
+    *, patient: Patient, from_organisation, to_organisation, from_region_id: str | None = None
+) -> int:
+    """Hand the patient's unresolved alerts to the organisations of the
+    area they moved to (a ``transfer`` referral: DOMAIN.md → Referrals).
+
+    ``patient`` is the moved patient (its new region); ``from_region_id``
+    the village it left. The old health centre's rows go to
+    ``to_organisation``; the old township's police station and governance
+    office rows go to the new township's units of the same kind (the new
+    county's when that township has none); county-level rows (after an
+    escalation) go to the new county's units of the same kind when the
+    county changed. A moved row keeps its state (acknowledged stays
+    acknowledged) and its history records the move; the new organisation is
+    told. Returns rows moved."""
+    old = from_region_id or patient.region_id
+    old_town, old_county = old[:9], old[:6]
+    new_town, new_county = township_code(patient), county_code(patient)
     rows = (
-        AlertRecipient.objects.select_for_update()
-        .filter(alert__patient=patient, organisation=from_organisation)
+        AlertRecipient.objects.select_for_update(of=("self",))
+        .filter(alert__patient=patient)
         .exclude(status=AlertStatus.RESOLVED)
+        .select_related("organisation")
     )
+    targets: dict[int, Organisation | None] = {}
+
+    def target_for(org: Organisation) -> Organisation | None:
+        if from_organisation is not None and org.pk == from_organisation.pk:
+            return to_organisation
+        if org.pk not in targets:
+            targets[org.pk] = _counterpart(org, old_town, old_county, new_town, new_county)
+        return targets[org.pk]
+
+    moved = 0
     alert_ids = []
     for row in rows:
-        if AlertRecipient.objects.filter(
-            alert_id=row.alert_id, organisation=to_organisation
-        ).exists():
+        target = target_for(row.organisation)
+        if target is None or target.pk == row.organisation_id:
             continue
-        row.organisation = to_organisation
+        if AlertRecipient.objects.filter(alert_id=row.alert_id, organisation=target).exists():
+            continue
+        row.organisation = target
         history_stamp(row, user=None, reason="alert.transferred")
         row.save(update_fields=["organisation"])
+        # the row has a new audience: its notification record was the old
+        # organisation's, so the new one is told once (followups.handlers)
+        NotificationDelivery.objects.filter(recipient=row).delete()
         alert_ids.append(row.alert_id)
         moved += 1
     if alert_ids:
         outbox_put(topic="alert.notify", payload={"alerts": [str(a) for a in alert_ids]})
     return moved
+
+
+def _counterpart(
+    org: Organisation, old_town: str, old_county: str, new_town: str, new_county: str
+) -> Organisation | None:
+    """The unit of the new area that takes over ``org``'s alerts, or None
+    when ``org`` does not belong to the area the patient left."""
+    township_kinds = (OrganisationKind.POLICE_STATION, OrganisationKind.GOVERNANCE_OFFICE)
+    if org.region_id == old_town and org.kind in township_kinds and new_town != old_town:
+        found = (
+            Organisation.objects.filter(region_id=new_town, kind=org.kind, is_active=True)
+            .order_by("pk")
+            .first()
+        )
+        if found is not None:
+            return found
+        return (
+            Organisation.objects.filter(
+                region_id=new_county, kind=COUNTY_ESCALATION[org.kind], is_active=True
+            )
+            .order_by("pk")
+            .first()
+        )
+    if org.region_id == old_county and new_county != old_county:
+        return (
+            Organisation.objects.filter(region_id=new_county, kind=org.kind, is_active=True)
+            .order_by("pk")
+            .first()
+        )
+    return None
 
 
 def alerts_refresh_status(alert_ids) -> int:

@@ -7,7 +7,7 @@ from django.utils.translation import gettext_lazy as _
 from rest_framework import serializers
 
 from accounts.models import Organisation, Region
-from patients.models import Diagnosis, Gender, IdType
+from patients.models import Diagnosis, Gender, IdType, TreatmentEffect
 from patients.rules import mask_id_number
 from referrals.models import (
     Clue,
@@ -42,6 +42,47 @@ class RegionCodeField(serializers.SlugRelatedField):
 # --------------------------------------------------------------------------
 
 
+ERR_SHEET_UNKNOWN = _("出院信息单没有这一项。")
+ERR_SHEET_DISCHARGE_DATE = _("出院信息单须填写出院日期。")
+ERR_SHEET_ADMISSION_AFTER = _("入院日期不能晚于出院日期。")
+
+
+class DischargeSheetSerializer(serializers.Serializer):
+    """The discharge information sheet (出院信息单: case number, admission and
+    discharge dates, discharge diagnosis, inpatient effect, discharge
+    medication and guidance, rehab measures, attending doctor, notes) with
+    the fields, types and lengths of the referral page form
+    (referrals.forms.ReferralForm.SHEET_KEYS); other keys are refused."""
+
+    case_number = serializers.CharField(max_length=40, required=False, allow_blank=True)
+    admission_date = serializers.DateField(required=False, allow_null=True)
+    discharge_date = serializers.DateField(required=False, allow_null=True)
+    discharge_diagnosis = serializers.ChoiceField(
+        choices=Diagnosis.choices, required=False, allow_blank=True
+    )
+    inpatient_effect = serializers.ChoiceField(
+        choices=TreatmentEffect.choices, required=False, allow_blank=True
+    )
+    medication_note = serializers.CharField(max_length=2000, required=False, allow_blank=True)
+    rehab_advice = serializers.CharField(max_length=2000, required=False, allow_blank=True)
+    attending_doctor = serializers.CharField(max_length=50, required=False, allow_blank=True)
+    note = serializers.CharField(max_length=2000, required=False, allow_blank=True)
+
+    def to_internal_value(self, data):
+        if isinstance(data, dict):
+            unknown = sorted(set(data) - set(self.fields))
+            if unknown:
+                raise serializers.ValidationError(dict.fromkeys(unknown, [ERR_SHEET_UNKNOWN]))
+        return super().to_internal_value(data)
+
+    def validate(self, attrs):
+        admitted, discharged = attrs.get("admission_date"), attrs.get("discharge_date")
+        if admitted and discharged and admitted > discharged:
+            raise serializers.ValidationError({"admission_date": ERR_SHEET_ADMISSION_AFTER})
+        # kept as the page form keeps it: only what was filled in
+        return {k: v for k, v in attrs.items() if v not in (None, "")}
+
+
 class ReferralCreateSerializer(serializers.Serializer):
     patient = serializers.UUIDField()
     kind = serializers.ChoiceField(choices=ReferralKind.choices)
@@ -52,10 +93,24 @@ class ReferralCreateSerializer(serializers.Serializer):
     to_region = RegionCodeField(required=False, allow_null=True)
     to_address = serializers.CharField(max_length=200, required=False, allow_blank=True)
     discharge_date = serializers.DateField(required=False, allow_null=True)
-    discharge_sheet = serializers.DictField(required=False)
+    discharge_sheet = DischargeSheetSerializer(required=False)
     patient_consent = serializers.BooleanField(required=False, default=False)
     guardian_consent = serializers.BooleanField(required=False, default=False)
     consent_date = serializers.DateField(required=False, allow_null=True)
+
+    def validate(self, attrs):
+        sheet = attrs.get("discharge_sheet")
+        if (
+            attrs.get("kind") == ReferralKind.DOWNWARD
+            and sheet
+            and not (sheet.get("discharge_date") or attrs.get("discharge_date"))
+        ):
+            # a sheet without the discharge date (as on the page, it is the
+            # one required item); no sheet at all takes the recorded one
+            raise serializers.ValidationError(
+                {"discharge_sheet": {"discharge_date": [ERR_SHEET_DISCHARGE_DATE]}}
+            )
+        return attrs
 
 
 class ReferralEventSerializer(serializers.ModelSerializer):

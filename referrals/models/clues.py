@@ -135,6 +135,13 @@ class Clue(models.Model):
         return f"{self.get_source_display()} {self.created_at:%Y-%m-%d}"
 
     @property
+    def awaits_township(self) -> bool:
+        """Not with a township health centre yet: held by the county
+        prevention agency (or nobody) until it is placed in a township."""
+        org = self.assigned_organisation
+        return org is None or org.kind != "health_centre"
+
+    @property
     def id_number_masked(self) -> str:
         from patients.rules import mask_id_number
 

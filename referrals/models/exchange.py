@@ -169,6 +169,34 @@ class ExchangeRun(EncryptedBlobMixin, models.Model):
         return f"{self.partner_id} {self.period}"
 
 
+class HighRiskSent(models.Model):
+    """One risk alert pushed at once to one partner (exchange_high_risk).
+
+    What is still to send is decided by these markers, not by a time cursor:
+    an alert committed late with an earlier ``raised_at`` than one already
+    sent is still found and sent, once."""
+
+    # (partner, alert) is unique: that index serves lookups by partner
+    partner = models.ForeignKey(
+        ExchangePartner, on_delete=models.CASCADE, related_name="+", db_index=False
+    )
+    alert = models.ForeignKey(
+        "followups.Alert", on_delete=models.CASCADE, related_name="+", db_index=False
+    )
+    run = models.ForeignKey(ExchangeRun, on_delete=models.CASCADE, related_name="+")
+    sent_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("高风险即时推送记录")
+        verbose_name_plural = _("高风险即时推送记录")
+        constraints = [
+            models.UniqueConstraint(fields=["partner", "alert"], name="high_risk_sent_once")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.partner_id} {self.alert_id}"
+
+
 class ReconciliationStatus(models.TextChoices):
     SUCCEEDED = "succeeded", _("已完成")
     FAILED = "failed", _("失败")
@@ -232,6 +260,7 @@ class ItemOutcome(models.TextChoices):
     MISSING_FROM_REGISTER = "missing_from_register", _("本系统未登记")
     HIGH_RISK_MISSING = "high_risk_missing", _("高风险患者未在对方名单")
     INVALID = "invalid", _("无法识别")
+    DUPLICATE = "duplicate", _("名单内重复")
 
 
 class ReviewStatus(models.TextChoices):
@@ -298,6 +327,28 @@ class TaskStatus(models.TextChoices):
     DISMISSED = "dismissed", _("无需处理")
 
 
+def disagreement_value_label(kind: str, value: str) -> str:
+    """How a disagreement's value reads (codes such as ``dibao``, ``held/2``,
+    ``yes`` are stored; people read 低保, 已持证（2级）, 是)."""
+    from patients.models import Certificate, Poverty, Status
+
+    if kind in ("rehab", "police_registered"):
+        return str({"yes": _("是"), "no": _("否")}.get(value, value))
+    if kind == "poverty":
+        return str(dict(Poverty.choices).get(value, value))
+    if kind == "status":
+        return str(dict(Status.choices).get(value, value))
+    if kind == "certificate":
+        code, _sep, grade = value.partition("/")
+        label = str(dict(Certificate.choices).get(code, code))
+        return (
+            str(_("%(label)s（%(grade)s级）") % {"label": label, "grade": grade})
+            if grade
+            else label
+        )
+    return value
+
+
 class EntitlementTask(models.Model):
     """A status disagreement found by reconciliation, for the department
     that owns the status (poverty → civil affairs, certificate → federation…)."""
@@ -344,6 +395,14 @@ class EntitlementTask(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} {self.patient_id}"
+
+    @property
+    def partner_value_label(self) -> str:
+        return disagreement_value_label(self.kind, self.partner_value)
+
+    @property
+    def register_value_label(self) -> str:
+        return disagreement_value_label(self.kind, self.register_value)
 
 
 class ImportStatus(models.TextChoices):

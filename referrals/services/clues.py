@@ -8,7 +8,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from simple_history.utils import bulk_create_with_history
 
-from accounts.models import Region, RegionLevel
+from accounts.models import Organisation, OrganisationKind, Region, RegionLevel
 from accounts.roles import VIEW_PATIENTS, fieldset_of
 from accounts.scoping import region_in_scope
 from accounts.selectors import organisation_of
@@ -46,6 +46,27 @@ DEPARTMENT_SOURCES = {
 def sources_for(user) -> tuple[str, ...]:
     """The clue sources the user's department may report."""
     return DEPARTMENT_SOURCES.get(fieldset_of(user) or "", ())
+
+
+def clue_assignee_for(region: Region) -> Organisation | None:
+    """Who reviews a clue in ``region``: the health centre of its township;
+    when the region is wider than a township (a county-wide list without
+    addresses) or the township has none, the county prevention agency,
+    whose staff see the clue as not yet assigned to a township."""
+    if region.level in (RegionLevel.TOWNSHIP, RegionLevel.VILLAGE):
+        centre = managing_organisation_for(region)
+        if centre is not None:
+            return centre
+    county = region.county_code
+    if county is None:
+        return None
+    return (
+        Organisation.objects.filter(
+            kind=OrganisationKind.PREVENTION_AGENCY, region_id=county, is_active=True
+        )
+        .order_by("pk")
+        .first()
+    )
 
 
 def _identity(id_type: str, raw: str) -> tuple[str, str]:
@@ -97,7 +118,7 @@ def clue_report(*, by, data: dict, request=None) -> Clue:
         description=data.get("description", ""),
         reporter_name=data.get("reporter_name", ""),
         organisation=organisation_of(by),
-        assigned_organisation=managing_organisation_for(region),
+        assigned_organisation=clue_assignee_for(region),
         created_by=by,
     )
     clue.full_clean(exclude=["region", "organisation", "assigned_organisation", "id_number_index"])
@@ -135,7 +156,7 @@ def clue_from_reconciliation(
             % {"partner": run.get_partner_display(), "row": row_number}
         ),
         organisation=organisation_of(by),
-        assigned_organisation=managing_organisation_for(region),
+        assigned_organisation=clue_assignee_for(region),
         reconciliation_run=run,
         dedupe_key=key,
         created_by=by,
@@ -169,6 +190,19 @@ class ReconciliationClues:
         self.new: dict[str, Clue] = {}
         self.organisation = organisation_of(by)
         self.centres = managing_organisations_for(region_codes)
+        self.fallback: dict[str, Organisation | None] = {}
+
+    def _assignee(self, region: Region) -> Organisation | None:
+        """``clue_assignee_for`` from what was read once: the township's
+        health centre, else (looked up once per region) the county
+        prevention agency."""
+        if region.level in (RegionLevel.TOWNSHIP, RegionLevel.VILLAGE):
+            centre = self.centres.get(region.code[:9])
+            if centre is not None:
+                return centre
+        if region.code not in self.fallback:
+            self.fallback[region.code] = clue_assignee_for(region)
+        return self.fallback[region.code]
 
     def get(self, *, row_number: int, name: str, id_type: str, number: str, index: str, data):
         """The person's clue: made before (by any file), pending in this
@@ -193,7 +227,7 @@ class ReconciliationClues:
                 % {"partner": self.run.get_partner_display(), "row": row_number}
             ),
             organisation=self.organisation,
-            assigned_organisation=self.centres.get(region.code[:9]),
+            assigned_organisation=self._assignee(region),
             reconciliation_run=self.run,
             dedupe_key=key,
             created_by=self.by,

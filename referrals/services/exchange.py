@@ -40,11 +40,13 @@ from referrals.models import (
     DeliveryMethod,
     ExchangePartner,
     ExchangeRun,
+    HighRiskSent,
     PartnerDepartment,
     RunKind,
     RunStatus,
 )
 from referrals.selectors import (
+    can_download_package,
     can_manage_partners,
     county_of,
     exchange_partner_get_for_user,
@@ -57,6 +59,7 @@ ERR_NOT_ALLOWED = _("您无权配置信息交换。")
 ERR_FOLDER = _("投递目录须为服务器上的绝对路径。")
 ERR_URL = _("接收地址须以 https:// 开头。")
 ERR_IMMEDIATE = _("即时推送只适用于公安和综治。")
+ERR_DOWNLOAD = _("您无权下载该数据包。")
 ERR_NAME_TAKEN = _("已有同名的交换对象。")
 ERR_NOT_FAILED = _("只有投递失败的记录可以重新投递。")
 
@@ -516,24 +519,34 @@ def _exchange_build_now(*, partner_id, by, request=None) -> ExchangeRun | None:
     return run
 
 
-def _risk_events(partner: ExchangePartner, *, since: datetime, until: datetime):
-    """Risk alerts raised in the partner's county in (since, until]: a
-    follow-up assessed at risk ≥ HIGH_RISK_MIN_LEVEL (followups raises them)."""
+# How far back the high-risk push looks for alerts not yet sent: far longer
+# than any transaction that raises one stays open, so an alert committed late
+# (its ``raised_at`` earlier than alerts already sent) is still found.
+HIGH_RISK_LOOKBACK = timedelta(days=1)
+
+
+def _risk_events(partner: ExchangePartner, *, since: datetime):
+    """(alert id, patient id) of the risk alerts raised in the partner's
+    county after ``since`` and not yet sent to it: a follow-up assessed at
+    risk ≥ HIGH_RISK_MIN_LEVEL (followups raises them)."""
     from followups.models import Alert, AlertKind
 
+    sent = HighRiskSent.objects.filter(partner=partner, alert=OuterRef("pk"))
     return list(
         Alert.objects.filter(
             kind=AlertKind.RISK,
             raised_at__gt=since,
-            raised_at__lte=until,
             patient__region__path__startswith=partner.region.path,
-        ).values_list("patient_id", "raised_at")
+        )
+        .exclude(Exists(sent))
+        .values_list("pk", "patient_id")
     )
 
 
 def exchange_high_risk(*, now: datetime | None = None) -> dict:
     """Beat (every minute): risk-3+ changes go to police and governance at
-    once, in a small package of just those patients, not only quarterly."""
+    once, in a small package of just those patients, not only quarterly.
+    Each alert is sent to each partner once (HighRiskSent)."""
     now = now or timezone.now()
     built = 0
     partners = ExchangePartner.objects.filter(
@@ -555,7 +568,12 @@ def exchange_high_risk(*, now: datetime | None = None) -> dict:
                 partner.high_risk_cursor = now  # start watching from now on
                 partner.save(update_fields=["high_risk_cursor"])
                 continue
-            events = _risk_events(partner, since=partner.high_risk_cursor, until=now)
+            events = _risk_events(partner, since=partner.high_risk_cursor)
+            # the horizon only moves forward, and stays a day behind
+            horizon = max(partner.high_risk_cursor, now - HIGH_RISK_LOOKBACK)
+            if horizon != partner.high_risk_cursor:
+                partner.high_risk_cursor = horizon
+                partner.save(update_fields=["high_risk_cursor"])
             if not events:
                 continue
             local = timezone.localtime(now)
@@ -568,11 +586,15 @@ def exchange_high_risk(*, now: datetime | None = None) -> dict:
                 partner=partner,
                 kind=RunKind.HIGH_RISK,
                 period=period,
-                patient_ids={pid for pid, _at in events},
+                patient_ids={pid for _aid, pid in events},
             )
-            partner.high_risk_cursor = max(at for _pid, at in events)
-            partner.save(update_fields=["high_risk_cursor"])
-            built += run is not None
+            if run is None:
+                continue  # a run of this second exists: the alerts go next time
+            HighRiskSent.objects.bulk_create(
+                [HighRiskSent(partner=partner, alert_id=aid, run=run) for aid, _pid in events],
+                ignore_conflicts=True,
+            )
+            built += 1
     return {"built": built}
 
 
@@ -706,7 +728,10 @@ def _exchange_redeliver(*, run_id, by, request=None) -> ExchangeRun:
 
 
 def exchange_package_download(*, run: ExchangeRun, by, request=None) -> bytes:
-    """The package bytes; a download of personal data is an audited export."""
+    """The package bytes; a download of personal data is an audited export.
+    Raises PermissionDenied unless ``can_download_package``."""
+    if not can_download_package(by, run):
+        raise PermissionDenied(ERR_DOWNLOAD)
     audit_record(
         actor=by,
         action="exchange.download",

@@ -20,14 +20,14 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from accounts.models import Organisation, OrganisationKind, Region
+from accounts.models import Organisation, OrganisationKind, Region, RegionLevel
 from accounts.selectors import organisation_of
 from audit.services import audit_record
 from core.errors import DomainError
 from core.models import TaskRun
 from patients import rules as patient_rules
 from patients.models import REGISTERED_STATUSES, IdType, Patient, id_number_index_for
-from patients.selectors import patient_list_visible_to
+from patients.selectors import id_indexes_on_register, patient_list_visible_to
 from referrals import conf, roster, rules
 from referrals.models import (
     EntitlementTask,
@@ -234,14 +234,21 @@ def _reconcile(by, region, partner, file_name, digest, raw_rows, columns) -> Rec
         p.id_number_index: p
         for p in register.filter(id_number_index__in=[r.index for r in rows if r.index])
     }
-    unmatched = [r for r in rows if r.index not in by_index]
+    # "Missing from the register" means missing from the whole register: a
+    # person registered outside the user's scope (a county list uploaded by
+    # a township) is no clue. Those rows are only counted — the uploader must
+    # not learn which of the people they named are on the register elsewhere.
+    elsewhere = id_indexes_on_register(r.index for r in rows if r.index not in by_index)
+    unmatched = [r for r in rows if r.index not in by_index and r.index not in elsewhere]
     candidates = _fallback_candidates(register, unmatched)
     regions = {
         r.code: r
         for r in Region.objects.filter(
             code__in={x.values.get("region", "") for x in unmatched if x.values.get("region")}
+            | {x.number_text[:6] for x in unmatched if x.index}
         )
     }
+    places = _places(region) if "address" in columns and unmatched else {}
     # what the loop looks up, read once for the whole file (a constant number
     # of queries however many rows disagree or are missing from the register)
     tasks = _Tasks(run, by_index.values())
@@ -249,7 +256,7 @@ def _reconcile(by, region, partner, file_name, digest, raw_rows, columns) -> Rec
         run=run,
         by=by,
         indexes=[r.index for r in unmatched if r.index],
-        region_codes=[*regions, region.code],
+        region_codes=[*regions, region.code, *(r.code for rs in places.values() for r in rs)],
     )
     clue_items: list[ReconciliationItem] = []
     items: list[ReconciliationItem] = []
@@ -264,12 +271,34 @@ def _reconcile(by, region, partner, file_name, digest, raw_rows, columns) -> Rec
             "invalid_rows",
             "clues_created",
             "tasks_created",
+            "outside_scope",
+            "duplicate_rows",
         ),
         0,
     )
     counts["rows"] = len(rows)
     seen_patients: set = set()
+    first_row: dict[str, int] = {}  # blind index → the row that named the person first
     for row in rows:
+        if row.index in first_row:
+            # the same person twice in one file is compared (and counted) once
+            counts["duplicate_rows"] += 1
+            items.append(
+                ReconciliationItem(
+                    run=run,
+                    row_number=row.number,
+                    outcome=ItemOutcome.DUPLICATE,
+                    name=row.name[:50],
+                    id_number=row.number_text,
+                    note=str(
+                        _("与第%(row)d行的身份证号相同，只比对一次。")
+                        % {"row": first_row[row.index]}
+                    ),
+                )
+            )
+            continue
+        if row.index:
+            first_row[row.index] = row.number
         patient = by_index.get(row.index) if row.index else None
         if patient is not None:
             counts["matched"] += 1
@@ -289,6 +318,9 @@ def _reconcile(by, region, partner, file_name, digest, raw_rows, columns) -> Rec
                     disagreements=[d.as_dict() for d in found],
                 )
             )
+            continue
+        if row.index in elsewhere:
+            counts["outside_scope"] += 1
             continue
         candidate = candidates.get((row.name, row.birth, row.gender, row.township))
         if candidate is not None and row.township:
@@ -323,7 +355,7 @@ def _reconcile(by, region, partner, file_name, digest, raw_rows, columns) -> Rec
             )
             continue
         counts["missing_from_register"] += 1
-        clue_region = regions.get(row.values.get("region", "")) or region
+        clue_region = _clue_region(row, regions, places, region)
         clue, _new = clues.get(
             row_number=row.number,
             name=row.name or str(_("（未填姓名）")),
@@ -382,6 +414,54 @@ def _reconcile(by, region, partner, file_name, digest, raw_rows, columns) -> Rec
     task.finished_at = timezone.now()
     task.save()
     return run
+
+
+def _places(scope: Region) -> dict[str, list[Region]]:
+    """The villages and townships of the county around ``scope`` (or of
+    ``scope`` when it is wider), by level: partner addresses are matched
+    against their names."""
+    code = scope.county_code
+    area = scope if code is None or code == scope.code else Region.objects.get(code=code)
+    out: dict[str, list[Region]] = {RegionLevel.VILLAGE: [], RegionLevel.TOWNSHIP: []}
+    for r in Region.objects.filter(path__startswith=area.path, level__in=list(out)).only(
+        "code", "name", "level", "path"
+    ):
+        out[r.level].append(r)
+    return out
+
+
+def _place_named(address: str, places: dict[str, list[Region]]) -> Region | None:
+    """The one village (else township) whose name the address contains; the
+    longest name wins, a tie is no answer."""
+    for level in (RegionLevel.VILLAGE, RegionLevel.TOWNSHIP):
+        hits = [r for r in places.get(level, ()) if r.name and r.name in address]
+        if not hits:
+            continue
+        longest = max(len(r.name) for r in hits)
+        best = [r for r in hits if len(r.name) == longest]
+        if len(best) == 1:
+            return best[0]
+    return None
+
+
+def _clue_region(row: _Row, regions: dict, places: dict, scope: Region) -> Region:
+    """Where the clue of a person missing from the register belongs, so it
+    reaches the township health centre: the row's division code, else the
+    village or township its address names, else the region of the ID
+    number's address code when that is a current division inside the
+    uploader's scope; otherwise the uploader's region (the clue then goes to
+    the county prevention agency, clues.clue_assignee_for)."""
+    coded = regions.get(row.values.get("region", ""))
+    if coded is not None:
+        return coded
+    address = row.values.get("address", "")
+    named = _place_named(address, places) if address else None
+    if named is not None:
+        return named
+    born = regions.get(row.number_text[:6]) if row.index else None
+    if born is not None and born.path.startswith(scope.path):
+        return born
+    return scope
 
 
 def _fallback_candidates(register, rows) -> dict:

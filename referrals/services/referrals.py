@@ -335,7 +335,8 @@ def _carry_out_transfer(referral: Referral, *, by, request=None) -> None:
 
     patient = Patient.objects.select_for_update().get(pk=referral.patient_id)
     previous = patient.managing_organisation or referral.from_organisation
-    patient_transfer(
+    left = patient.region_id
+    moved = patient_transfer(
         patient_id=patient.pk,
         to_region=referral.to_region,
         by=by,
@@ -351,9 +352,13 @@ def _carry_out_transfer(referral: Referral, *, by, request=None) -> None:
             request=request,
         )
     # the due follow-up travels with the patient (next_followup_due is kept);
-    # unresolved alerts of the old health centre go to the new one
+    # unresolved alerts go to the new area's health centre, police station
+    # and governance office
     alerts_transfer(
-        patient=patient, from_organisation=previous, to_organisation=referral.to_organisation
+        patient=moved,
+        from_region_id=left,
+        from_organisation=previous,
+        to_organisation=referral.to_organisation,
     )
 
 

@@ -89,7 +89,9 @@ def scene(world, patients, more, tmp_path):
         other_township=clue(u.police_b, "990102002001"),
         other_county=clue(u.doctor_c, "990103001001"),
     )
-    partner_a = rf.partner(by=more.prevention, department="police", folder=str(tmp_path / "a"))
+    partner_a = rf.partner(
+        by=more.prevention, department="police", folder=str(tmp_path / "a"), organisation=o.pb_a
+    )
     partner_c = rf.partner(by=prevention_c, department="police", folder=str(tmp_path / "c"))
     q3 = Period("2026Q3", date(2026, 7, 1), date(2026, 9, 30))
     runs = SimpleNamespace(

@@ -113,6 +113,51 @@ def test_downward_via_api_with_the_discharge_sheet(world, patients):
     assert r.json()["discharge_sheet"]["attending_doctor"] == "张医生"
 
 
+@pytest.mark.parametrize(
+    "sheet, field, message",
+    [
+        ({"discharge_date": "2026-01-05", "diagnose": "x"}, "diagnose", "出院信息单没有这一项。"),
+        ({"discharge_date": "05/01/2026"}, "discharge_date", None),
+        ({"discharge_date": "2026-01-05", "inpatient_effect": "great"}, "inpatient_effect", None),
+        ({"discharge_date": "2026-01-05", "attending_doctor": "张" * 51}, "attending_doctor", None),
+        ({"attending_doctor": "张医生"}, "discharge_date", "出院信息单须填写出院日期。"),
+        (
+            {"admission_date": "2026-01-09", "discharge_date": "2026-01-05"},
+            "admission_date",
+            "入院日期不能晚于出院日期。",
+        ),
+    ],
+)
+def test_the_api_checks_the_discharge_sheet_like_the_page_form(
+    world, patients, sheet, field, message
+):
+    r = api(world.users.hospital).post(
+        "/api/v1/referrals/",
+        {
+            "patient": str(patients.pA1.pk),
+            "kind": "downward",
+            "to_organisation": world.org.hc_a1.pk,
+            "reason": "出院",
+            "discharge_sheet": sheet,
+        },
+        format="json",
+        HTTP_ACCEPT_LANGUAGE="zh-hans",
+    )
+    assert r.status_code == 400, r.content
+    errors = r.json()["discharge_sheet"]
+    assert field in errors
+    if message:
+        assert errors[field] == [message]
+    assert not Referral.objects.exists()
+
+
+def test_the_api_sheet_has_the_page_forms_fields():
+    from referrals.api.serializers import DischargeSheetSerializer
+    from referrals.forms import ReferralForm
+
+    assert set(DischargeSheetSerializer().fields) == set(ReferralForm.SHEET_KEYS)
+
+
 def police_list(patients) -> bytes:
     return rf.csv_bytes(
         [

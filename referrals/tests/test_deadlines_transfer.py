@@ -212,3 +212,55 @@ def test_transfer_destination_may_be_chosen_on_acceptance(world, patients):
     )
     patients.pA1.refresh_from_db()
     assert patients.pA1.region_id == "990102002001"
+
+
+@pytest.mark.parametrize("destination", ["other_township", "other_county"])
+def test_transfer_moves_the_police_and_governance_alerts_to_the_new_area(
+    world, patients, destination, django_capture_on_commit_callbacks
+):
+    """A risk alert sits with township A1's police station (acknowledged)
+    and governance office, and escalated with the county police bureau; after
+    the move the new township's units have it, in the state it was in."""
+    from accounts.models import OrganisationKind as K
+    from accounts.tests import factories as af
+    from core.notify import MemoryBackend
+    from followups.services.alerts import alert_acknowledge, alert_add_recipients
+
+    o = world.org
+    if destination == "other_township":
+        receiver, to_org, village = world.users.doctor_b, o.hc_a2, "990102002002"
+        police, governance, bureau = o.ps_a2, o.gov_a2, o.pb_a
+    else:
+        receiver, to_org, village = world.users.doctor_c, o.hc_c1, "990103001002"
+        police = af.organisation("C1派出所", K.POLICE_STATION, world.c1)
+        governance = af.organisation("C1综治办", K.GOVERNANCE_OFFICE, world.c1)
+        bureau = af.organisation("C公安局", K.POLICE_BUREAU, world.county_c)
+    pA1 = patients.pA1
+    ff.record(by=world.users.doctor_a, patient=pA1, risk_level=3)
+    risk = Alert.objects.get(patient=pA1, kind="risk")
+    alert_add_recipients(alert=risk, organisations=[o.pb_a], escalated=True)
+    alert_acknowledge(alert_id=risk.pk, by=world.users.police_a)
+    overdue = _open_alert(pA1)
+    assert recipients(risk) == {"A1派出所", "A1综治办", "A公安局"}
+    ref = svc.referral_create(
+        patient_id=pA1.pk,
+        kind="transfer",
+        to_organisation=to_org,
+        reason="随子女迁居",
+        by=world.users.doctor_a,
+        to_region=Region.objects.get(code=village),
+    )
+    MemoryBackend.outbox.clear()
+    with django_capture_on_commit_callbacks(execute=True):
+        svc.referral_accept(referral_id=ref.pk, by=receiver)
+    assert recipients(risk) == {police.name, governance.name, bureau.name}
+    assert recipients(overdue) == {to_org.name}
+    moved = AlertRecipient.objects.get(alert=risk, organisation=police)
+    assert moved.status == "acknowledged" and moved.acknowledged_by == world.users.police_a
+    reasons = list(
+        moved.history.order_by("history_date").values_list("history_change_reason", flat=True)
+    )
+    assert reasons[-2:] == ["alert.acknowledged", "alert.transferred"]
+    # the new units are told (the old ones were told when the alert was raised)
+    told = {m.organisation_id for m in MemoryBackend.outbox}
+    assert {police.pk, governance.pk, to_org.pk, bureau.pk} <= told

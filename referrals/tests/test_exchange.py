@@ -443,3 +443,31 @@ def test_streamed_writers_give_the_bytes_of_the_whole_list():
     ws = load_workbook(io.BytesIO(out.getvalue())).active
     assert [c.value for c in ws[2]] == ["990102198001010011", "甲,一", "1980-01-01"]
     assert ws.cell(row=2, column=1).number_format == "@"
+
+
+def test_an_alert_committed_late_with_an_earlier_time_is_still_pushed(
+    world, patients, more, tmp_path
+):
+    """The push remembers which alerts it sent, not the newest time it saw:
+    an alert whose transaction committed after a later alert was sent (so
+    its raised_at is earlier) still goes out, once."""
+    from followups.models import Alert
+
+    partner = rf.partner(
+        by=more.prevention, department="police", folder=str(tmp_path), immediate_high_risk=True
+    )
+    start = timezone.now()
+    svc.exchange_high_risk(now=start)  # starts watching
+    ff.record(by=world.users.doctor_a, patient=patients.pA1, risk_level=3)
+    Alert.objects.filter(patient=patients.pA1).update(raised_at=start + timedelta(seconds=50))
+    assert svc.exchange_high_risk(now=start + timedelta(seconds=60))["built"] == 1
+    # pB1's alert was raised at +20 s but its transaction committed only now
+    ff.record(by=world.users.doctor_b, patient=patients.pB1, risk_level=4)
+    Alert.objects.filter(patient=patients.pB1).update(raised_at=start + timedelta(seconds=20))
+    assert svc.exchange_high_risk(now=start + timedelta(seconds=120))["built"] == 1
+    late = ExchangeRun.objects.filter(partner=partner).order_by("-created_at").first()
+    assert [r[2] for r in read_csv(late.get_content())[1:]] == ["乙一"]
+    assert svc.exchange_high_risk(now=start + timedelta(seconds=180))["built"] == 0
+    # a day later the horizon has moved on, and nothing is sent twice
+    assert svc.exchange_high_risk(now=start + timedelta(days=2))["built"] == 0
+    assert ExchangeRun.objects.filter(partner=partner, kind="high_risk").count() == 2

@@ -195,8 +195,10 @@ OBJECT_PAGES.update(
                 NONE_C,
                 (PAGE, None, PAGE),
                 hospital=(403, None, 404),
-                police_a=COUNTY_ONLY,
-                police_b=COUNTY_ONLY,
+                # the county's package goes to the county police bureau, not
+                # to a township's police station
+                police_a=(403, None, 404),
+                police_b=(403, None, 404),
                 governance=(403, None, 404),
                 admin=(403, None, 404),
             ),

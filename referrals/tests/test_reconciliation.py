@@ -6,7 +6,9 @@ from datetime import date
 
 import pytest
 from django.core.exceptions import PermissionDenied
+from django.urls import reverse
 
+from accounts.models import Region
 from core.errors import DomainError
 from followups.tests import factories as ff
 from patients.tests import factories as pf
@@ -65,6 +67,8 @@ EXPECTED = {
     "invalid_rows": 1,
     "clues_created": 1,
     "tasks_created": 1,
+    "outside_scope": 0,
+    "duplicate_rows": 0,
 }
 
 
@@ -90,14 +94,15 @@ def test_a_generated_police_list_gives_the_expected_counts(world, patients, regi
         "新人",
         world.org.hc_a1,
     )
-    # pA1 is on the police list but not flagged police-registered: a task for police
+    # pA1 is on the police list but its "police registered" flag says no: the
+    # register is out of date, a task for the managing health centre
     task = EntitlementTask.objects.get()
     assert (task.patient, task.kind, task.department) == (
         patients.pA1,
         "police_registered",
-        "police",
+        "health",
     )
-    assert task.organisation == world.org.ps_a1
+    assert task.organisation == world.org.hc_a1
 
 
 def test_the_same_file_again_is_the_same_result_and_no_new_clues(world, patients, register):
@@ -181,15 +186,134 @@ def test_federation_certificate_grade_disagreement(world, patients):
     )
 
 
-def test_the_register_outside_the_users_scope_is_not_matched(world, patients):
-    # pC1 lives in county C: for county A's governance office it is "missing"
+def test_a_patient_registered_outside_the_users_scope_is_neither_matched_nor_a_clue(
+    world, patients
+):
+    # pC1 lives in county C: county A's governance office may not see it, but
+    # it is on the register, so it is no clue either — only counted
     data = rf.csv_bytes(
         [{"姓名": "丙一", "身份证号": patients.pC1.id_number}], ["姓名", "身份证号"]
     )
     run = svc.reconciliation_run(
         by=world.users.governance, partner="governance", file_name="g.csv", data=data
     )
-    assert run.counts["matched"] == 0 and run.counts["missing_from_register"] == 1
+    assert run.counts["matched"] == 0 and run.counts["missing_from_register"] == 0
+    assert run.counts["outside_scope"] == 1 and run.counts["clues_created"] == 0
+    assert not Clue.objects.exists()
+    assert not ReconciliationItem.objects.filter(run=run).exists()
+
+
+def test_a_county_list_uploaded_by_a_township_officer(world, patients, client):
+    """police_a (township A1) uploads the county police list: pB1 (township
+    A2) and pC1 (county C) are on the register, out of the officer's scope —
+    counted, never clues, never shown; a stranger of township A2 is a clue
+    for A2's health centre."""
+    from referrals.selectors import reconciliation_items
+
+    stranger = rf.resident_id(701, birth=date(1991, 5, 6))
+    data = rf.csv_bytes(
+        [
+            {"姓名": "甲一", "身份证号": patients.pA1.id_number},
+            {"姓名": "乙一", "身份证号": patients.pB1.id_number},
+            {"姓名": "丙一", "身份证号": patients.pC1.id_number},
+            {"姓名": "新人", "身份证号": stranger, "现住址区划代码": "990102002001"},
+        ],
+        ["姓名", "身份证号", "现住址区划代码"],
+    )
+    officer = world.users.police_a
+    run = svc.reconciliation_run(by=officer, partner="police", file_name="县名单.csv", data=data)
+    assert run.region == world.a1
+    counts = run.counts
+    assert (counts["rows"], counts["matched"], counts["outside_scope"]) == (4, 1, 2)
+    assert (counts["missing_from_register"], counts["clues_created"]) == (1, 1)
+    clue = Clue.objects.get()
+    assert (clue.name, clue.assigned_organisation) == ("新人", world.org.hc_a2)
+    # nothing tells the officer who of 乙一 and 丙一 is registered elsewhere
+    shown = list(reconciliation_items(user=officer, run=run).values_list("name", flat=True))
+    assert "乙一" not in shown and "丙一" not in shown
+    from accounts.tests import factories as af
+
+    af.login(client, officer)
+    for outcome in ("missing_from_register", "matched", "review", "invalid", "duplicate"):
+        url = reverse("referrals:reconciliation-detail", args=[run.pk])
+        page = client.get(f"{url}?outcome={outcome}")
+        assert page.status_code == 200
+        body = page.content.decode()
+        assert "乙一" not in body and "丙一" not in body
+        assert patients.pB1.id_number not in body and patients.pC1.id_number not in body
+
+
+def test_a_person_named_twice_in_a_file_is_compared_once(world, patients):
+    stranger = rf.resident_id(702, birth=date(1992, 7, 8))
+    rows = [
+        {"姓名": "甲一", "身份证号": patients.pA1.id_number},
+        {"姓名": "新人", "身份证号": stranger, "现住址区划代码": "990102001001"},
+        {"姓名": "甲一", "身份证号": patients.pA1.id_number.lower()},
+        {"姓名": "新人", "身份证号": stranger, "现住址区划代码": "990102001001"},
+    ]
+    data = rf.csv_bytes(rows, ["姓名", "身份证号", "现住址区划代码"])
+    run = svc.reconciliation_run(
+        by=world.users.governance, partner="police", file_name="p.csv", data=data
+    )
+    counts = run.counts
+    assert (counts["rows"], counts["matched"], counts["missing_from_register"]) == (4, 1, 1)
+    assert (counts["duplicate_rows"], counts["status_disagreements"]) == (2, 1)
+    assert (counts["clues_created"], counts["tasks_created"]) == (1, 1)
+    dups = ReconciliationItem.objects.filter(run=run, outcome=ItemOutcome.DUPLICATE)
+    assert sorted(dups.values_list("row_number", flat=True)) == [4, 5]
+    assert Clue.objects.count() == 1 and EntitlementTask.objects.count() == 1
+
+
+def test_a_clue_finds_its_township_from_the_address_or_goes_to_the_county(world, patients, more):
+    """County A's governance list without division codes: an address naming
+    township 镇2 reaches A2's health centre; no address at all goes to the
+    county prevention agency, shown to its staff as not yet assigned."""
+    from referrals.selectors import clue_list_visible_to
+
+    by_address = rf.resident_id(703, birth=date(1980, 1, 9))
+    nowhere = rf.resident_id(704, birth=date(1981, 2, 10))
+    foreign = rf.resident_id(705, birth=date(1982, 3, 11), prefix="990103")
+    data = rf.csv_bytes(
+        [
+            {"姓名": "地址人", "身份证号": by_address, "现住址": "镇2村2-2号"},
+            {"姓名": "无址人", "身份证号": nowhere},
+            {"姓名": "外县人", "身份证号": foreign},
+        ],
+        ["姓名", "身份证号", "现住址"],
+    )
+    svc.reconciliation_run(
+        by=world.users.governance, partner="governance", file_name="g.csv", data=data
+    )
+    clues = {c.name: c for c in Clue.objects.select_related("assigned_organisation")}
+    assert clues["地址人"].region == Region.objects.get(code="990102002002")
+    assert clues["地址人"].assigned_organisation == world.org.hc_a2
+    assert not clues["地址人"].awaits_township
+    # the ID number's address code names county C: not the uploader's area
+    for name in ("无址人", "外县人"):
+        assert clues[name].region == world.county_a
+        assert clues[name].assigned_organisation == world.org.prevention_a
+        assert clues[name].awaits_township
+    visible = clue_list_visible_to(user=more.prevention)
+    assert {c.name for c in visible.exclude(assigned_organisation__kind="health_centre")} == {
+        "无址人",
+        "外县人",
+    }
+    # a township doctor is not handed what belongs to no township
+    assert not clue_list_visible_to(user=world.users.doctor_a).filter(name="无址人").exists()
+
+
+def test_the_police_registered_task_goes_to_the_health_centre(world, patients):
+    from referrals.selectors import entitlement_task_list_visible_to
+
+    data = rf.csv_bytes(
+        [{"姓名": "甲一", "身份证号": patients.pA1.id_number}], ["姓名", "身份证号"]
+    )
+    svc.reconciliation_run(by=world.users.police_a, partner="police", file_name="p", data=data)
+    task = EntitlementTask.objects.get()
+    assert (task.department, task.organisation) == ("health", world.org.hc_a1)
+    assert entitlement_task_list_visible_to(user=world.users.doctor_a).get() == task
+    assert not entitlement_task_list_visible_to(user=world.users.police_a).exists()
+    assert (task.partner_value_label, task.register_value_label) == ("是", "否")
 
 
 def test_an_unreadable_file_or_missing_columns_commits_nothing_and_is_recorded(world, patients):
@@ -277,7 +401,7 @@ def test_reconciliation_queries_do_not_grow_with_the_rows(
         for i in range(rows)
     ]
     listed = [
-        # not police-registered: a task for police; every other one reported
+        # not police-registered: a task for health; every other one reported
         # dead by police: a task for the health centre too
         {
             "序号": i,
@@ -307,7 +431,8 @@ def test_reconciliation_queries_do_not_grow_with_the_rows(
     assert run.counts["clues_created"] == rows // 2
     police = EntitlementTask.objects.filter(kind="police_registered")
     assert police.count() == rows
-    assert set(police.values_list("organisation", flat=True)) == {world.org.ps_a1.pk}
+    # the register's flag is what is out of date: health corrects it
+    assert set(police.values_list("organisation", flat=True)) == {world.org.hc_a1.pk}
     health = EntitlementTask.objects.filter(kind="status", department="health")
     assert set(health.values_list("organisation", flat=True)) == {world.org.hc_a1.pk}
     clues = Clue.objects.filter(reconciliation_run=run)
@@ -322,3 +447,37 @@ def test_reconciliation_queries_do_not_grow_with_the_rows(
         )
     assert again.counts["tasks_created"] == 0 and again.counts["clues_created"] == 0
     assert Clue.objects.count() == rows // 2
+
+
+def test_the_task_list_shows_labels_not_codes(world, patients, client):
+    from accounts.tests import factories as af
+    from patients.models import Patient
+
+    Patient.objects.filter(pk=patients.pA1.pk).update(certificate="held", certificate_grade=2)
+    civil = rf.csv_bytes(
+        [{"姓名": "甲一", "身份证号": patients.pA1.id_number, "困难类别": "低保"}],
+        ["姓名", "身份证号", "困难类别"],
+    )
+    svc.reconciliation_run(by=world.users.civil, partner="civil_affairs", file_name="m", data=civil)
+    dpf = rf.csv_bytes(
+        [
+            {
+                "姓名": "甲一",
+                "身份证号": patients.pA1.id_number,
+                "残疾人证": "持证",
+                "精神残疾等级": "三级",
+            }
+        ],
+        ["姓名", "身份证号", "残疾人证", "精神残疾等级"],
+    )
+    svc.reconciliation_run(
+        by=world.users.dpf, partner="disabled_federation", file_name="d", data=dpf
+    )
+    af.login(client, world.users.civil)
+    body = client.get(reverse("referrals:task-list")).content.decode()
+    assert '<td data-label="对方记录">低保</td>' in body
+    assert '<td data-label="本系统记录">无</td>' in body
+    assert "dibao" not in body
+    af.login(client, world.users.dpf)
+    body = client.get(reverse("referrals:task-list")).content.decode()
+    assert "已持证（3级）" in body and "已持证（2级）" in body and "held" not in body

@@ -152,4 +152,4 @@ def test_disagreements(partner, row, expected):
 
 def test_a_police_list_names_a_patient_not_flagged_police_registered():
     found = rules.disagreements("police", {}, {**REGISTER, "police_registered": False})
-    assert [(d.kind, d.department) for d in found] == [("police_registered", "police")]
+    assert [(d.kind, d.department) for d in found] == [("police_registered", "health")]

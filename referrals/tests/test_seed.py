@@ -29,6 +29,10 @@ def test_seed_demo_builds_the_referrals_demo_once(settings, tmp_path):
     assert statuses == {"pending", "accepted", "rejected", "completed", "cancelled"}
     kinds = set(Referral.objects.values_list("kind", flat=True))
     assert kinds == {"upward", "downward", "rehab", "transfer"}
+    # a transfer to another township and one to another county
+    transfers = Referral.objects.filter(kind="transfer").select_related("to_organisation")
+    counties = {r.to_organisation.region_id[:6] for r in transfers}
+    assert counties == {"990102", "990103"}
     assert Referral.objects.filter(green_channel=True).exists()
     assert RehabInstitution.objects.count() == 3
     assert RehabEnrolment.objects.filter(status="active").exists()

@@ -6,11 +6,14 @@ from __future__ import annotations
 from datetime import date, timedelta
 
 import pytest
+from django.core.exceptions import PermissionDenied
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
+from accounts.roles import Role
+from accounts.tests import factories as af
 from accounts.tests.factories import login
 from audit.models import AuditEvent
 from patients.models import Patient
@@ -24,6 +27,7 @@ from referrals.models import (
     RehabAttendance,
     RosterImport,
 )
+from referrals.services import exchange as exchange_svc
 from referrals.services import referrals as svc
 from referrals.tests import factories as rf
 
@@ -394,11 +398,36 @@ def test_admin_configures_a_partner_and_sees_the_key_once(world, patients, tmp_p
     response = admin.post(detail + "build/")
     run = ExchangeRun.objects.get()
     assert response["Location"] == reverse("referrals:run-detail", args=[run.pk])
+    url = reverse("referrals:run-download", args=[run.pk])
     # the administrator configures but does not download personal data
-    assert admin.get(reverse("referrals:run-download", args=[run.pk])).status_code == 403
-    police = as_user(world.users.police_a)
-    download = police.get(reverse("referrals:run-download", args=[run.pk]))
+    assert admin.get(url).status_code == 403
+    # the county-wide package is the county police bureau's (the receiving
+    # organisation), not a township police station's
+    assert as_user(world.users.police_a).get(url).status_code == 403
+    bureau = as_user(af.staff("police_bureau_a", Role.POLICE, world.org.pb_a))
+    download = bureau.get(url)
     assert download.status_code == 200 and download.content.startswith(b"\xef\xbb\xbf")
+
+
+def test_a_package_goes_to_the_receiving_unit_or_the_departments_county_level(world, tmp_path):
+    from referrals.rules import Period
+    from referrals.selectors import can_download_package
+
+    prevention = af.staff("prevention_a", Role.PREVENTION_STAFF, world.org.prevention_a)
+    q3 = Period("2026Q3", date(2026, 7, 1), date(2026, 9, 30))
+    # a partner whose receiving unit is township A1's police station
+    partner = rf.partner(
+        by=prevention, department="police", folder=str(tmp_path), organisation=world.org.ps_a1
+    )
+    run = exchange_svc.exchange_build(partner=partner, kind="scheduled", period=q3)
+    bureau = af.staff("police_bureau_a", Role.POLICE, world.org.pb_a)
+    assert can_download_package(world.users.police_a, run)  # the receiving unit
+    assert can_download_package(bureau, run)  # the county level of police
+    assert can_download_package(prevention, run)
+    assert not can_download_package(world.users.police_b, run)  # another township
+    assert not can_download_package(world.users.governance, run)  # another department
+    with pytest.raises(PermissionDenied):
+        exchange_svc.exchange_package_download(run=run, by=world.users.police_b)
 
 
 def test_reconciliation_upload_page_shows_the_counts(world, patients):

@@ -9,7 +9,7 @@ from django.shortcuts import redirect, render
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_POST
 
-from accounts.models import Region, RegionLevel
+from accounts.models import OrganisationKind, Region, RegionLevel
 from accounts.roles import MANAGE_PATIENTS, VIEW_PATIENTS
 from accounts.scoping import inside_q, regions_with_perm
 from core.errors import DomainError
@@ -33,6 +33,9 @@ def clue_list(request):
     status = request.GET.get("status") or ""
     if status in ClueStatus.values:
         qs = qs.filter(status=status)
+    unassigned = request.GET.get("unassigned") == "1"
+    if unassigned:
+        qs = qs.exclude(assigned_organisation__kind=OrganisationKind.HEALTH_CENTRE)
     page, query = paginate(request, qs.order_by("-created_at"))
     return render(
         request,
@@ -43,6 +46,7 @@ def clue_list(request):
             "query": query,
             "status": status,
             "statuses": ClueStatus.choices,
+            "unassigned": unassigned,
             "full_identity": sel.is_health(user),
         },
     )

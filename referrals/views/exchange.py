@@ -21,6 +21,7 @@ from core.errors import DomainError
 from referrals import forms, tabular
 from referrals import selectors as sel
 from referrals.models import ItemOutcome, TaskKind, TaskStatus
+from referrals.models.exchange import disagreement_value_label
 from referrals.services import exchange as exchange_svc
 from referrals.services import reconciliation as recon_svc
 from referrals.views.common import (
@@ -228,6 +229,7 @@ OUTCOME_TABS = (
     ItemOutcome.HIGH_RISK_MISSING,
     ItemOutcome.MATCHED,
     ItemOutcome.INVALID,
+    ItemOutcome.DUPLICATE,
 )
 
 
@@ -249,7 +251,11 @@ def reconciliation_detail(request, pk):
         {
             "item": item,
             "disagreements": [
-                (kind_labels.get(d["kind"], d["kind"]), d["partner_value"], d["register_value"])
+                (
+                    kind_labels.get(d["kind"], d["kind"]),
+                    disagreement_value_label(d["kind"], d["partner_value"]),
+                    disagreement_value_label(d["kind"], d["register_value"]),
+                )
                 for d in item.disagreements
             ],
             "can_review": manageable.get(item.pk, False) and item.review_status == "pending",
@@ -265,6 +271,7 @@ def reconciliation_detail(request, pk):
         ItemOutcome.HIGH_RISK_MISSING: "high_risk_missing_from_partner",
         ItemOutcome.MATCHED: "matched",
         ItemOutcome.INVALID: "invalid_rows",
+        ItemOutcome.DUPLICATE: "duplicate_rows",
     }
     tabs = [
         {

@@ -8,7 +8,6 @@ from django.shortcuts import redirect, render
 from django.utils.translation import gettext_lazy as _
 
 from core.errors import DomainError
-from core.models import TaskRun
 from referrals import forms, roster
 from referrals import selectors as sel
 from referrals.services import imports as svc
@@ -56,16 +55,11 @@ def import_template(request):
 def import_detail(request, pk):
     user = request.user
     imp = sel.roster_import_get_for_user(user=user, pk=pk, request=request)
-    run = TaskRun.objects.filter(pk=imp.task_run_id).first() if imp.task_run_id else None
-    percent = 0
-    if run and run.total:
-        percent = min(100, round(run.progress * 100 / run.total))
+    progress = sel.roster_import_progress(imp)
     context = {
         "tabs": area_tabs(user, "import"),
         "imp": imp,
-        "run": run,
-        "percent": percent,
-        "stage": (run.counts or {}).get("stage", "") if run else "",
+        **progress,
         "errors": imp.errors[:500],
         "more_errors": max(0, len(imp.errors) - 500),
     }

@@ -535,8 +535,31 @@ for _name in ("partner-detail", "partner-edit"):
     M[f"referrals:{_name}"] = Entry({"GET": MISSING_404}, **missing(N))
 for _name in ("partner-key", "partner-build"):
     M[f"referrals:{_name}"] = Entry({"POST": MISSING_404}, **missing(N))
-for _name in ("run-detail", "run-download"):
-    M[f"referrals:{_name}"] = Entry({"GET": MISSING_404}, **missing(U))
+# exchange runs: own = county A's police package (received by the county
+# police bureau), other = county A's governance package (received by the
+# county governance office), county = county C's police package
+_RUN = {"kwargs": {"pk": "exchange_run"}}
+_RUN_SEEN = {
+    "hospital": (True, True, False),
+    "police_a": (True, False, False),
+    "governance": (True, True, False),
+    "admin": (True, True, False),
+}
+M["referrals:run-detail"] = Entry(
+    {"GET": scoped(200, roles=tuple(_RUN_SEEN), scope=_RUN_SEEN, others=404)}, **_RUN
+)
+M["referrals:run-download"] = Entry(
+    {
+        "GET": override(
+            scoped(403, roles=tuple(_RUN_SEEN), scope=_RUN_SEEN, others=404),
+            # a township police station may not take the county's package
+            police_a=(403, 404, 404),
+            # the county governance office receives the governance package
+            governance=(403, 200, 404),
+        )
+    },
+    **_RUN,
+)
 M["referrals:run-redeliver"] = Entry({"POST": MISSING_404}, **missing(U))
 M["referrals:reconciliation-create"] = Entry(
     {"GET": only(200, *CLUE_ROLES), "POST": only(200, *CLUE_ROLES)}
@@ -584,7 +607,16 @@ for _name in ("close", "confirm"):
     )
 M["referrals-api:exchange-run-list"] = Entry({"GET": only(200, *EXCHANGE_ROLES)})
 M["referrals-api:exchange-run-detail"] = Entry(
-    {"GET": scoped(404, roles=EXCHANGE_ROLES, scope={})}, **missing(U)
+    {
+        "GET": override(
+            scoped(404, roles=EXCHANGE_ROLES, scope={}),
+            **{
+                persona: tuple(200 if s else 404 for s in seen)
+                for persona, seen in _RUN_SEEN.items()
+            },
+        )
+    },
+    **_RUN,
 )
 M["referrals-api:reconciliation-list"] = Entry(
     {"GET": only(200, *CLUE_ROLES), "POST": only(400, *CLUE_ROLES)}

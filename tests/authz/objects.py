@@ -341,3 +341,46 @@ def _referrals(ctx, objs):
         )
         out[pos] = Obj(referral.pk, (*_names(patient), str(referral.pk)))
     return out
+
+
+@builder("exchange_run")
+def _exchange_runs(ctx, objs):
+    """Scheduled packages of the last finished quarter: county A's police
+    package (received by the county police bureau), county A's governance
+    package (received by the county governance office) and county C's
+    police package."""
+    from accounts.models import OrganisationKind as K
+    from accounts.roles import Role
+    from accounts.tests import factories as af
+    from referrals import rules
+    from referrals.services.exchange import exchange_build, exchange_partner_create
+
+    w = ctx.world
+    prevention_a = af.staff("matrix_prevention_a", Role.PREVENTION_STAFF, w.org.prevention_a)
+    prevention_c = af.staff(
+        "matrix_prevention_c",
+        Role.PREVENTION_STAFF,
+        af.organisation("C精防中心", K.PREVENTION_AGENCY, w.county_c),
+    )
+    bureau_c = af.organisation("C公安局", K.POLICE_BUREAU, w.county_c)
+    period = rules.last_finished_period(today(), "quarterly")
+    out = {}
+    for pos, by, department, organisation in (
+        (OWN, prevention_a, "police", w.org.pb_a),
+        (OTHER, prevention_a, "governance", w.org.gov_a),
+        (COUNTY, prevention_c, "police", bureau_c),
+    ):
+        partner = exchange_partner_create(
+            by=by,
+            data={
+                "department": department,
+                "name": f"矩阵{department}",
+                "organisation": organisation,
+                "format": "csv",
+                "delivery": "folder",
+                "folder_path": "/tmp/matrix-exchange",
+            },
+        )
+        run = exchange_build(partner=partner, kind="scheduled", period=period)
+        out[pos] = Obj(run.pk, (str(run.pk),))
+    return out
