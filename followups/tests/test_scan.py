@@ -202,3 +202,45 @@ def test_a_patient_lost_after_three_misses_leaves_the_overdue_list_and_its_alert
     assert Alert.objects.get(kind="lost").status == "open"
     assert overdue_count_for(world.users.doctor_a) == 0
     assert followup_scan()["overdue_raised"] == 0
+
+
+# --------------------------------------------------------------- never followed up
+
+
+def test_a_newly_registered_patient_is_overdue_fifteen_days_later(world):
+    from followups.selectors import overdue_list_for
+    from patients.tests import factories as pf
+
+    doc = world.users.doctor_a
+    p = pf.patient(by=doc, village="990102001001", name="新登记")
+    today = timezone.localdate()
+    assert p.next_followup_due == p.registered_on + timedelta(days=14)
+    assert not overdue_list_for(user=doc, today=today + timedelta(days=14)).exists()
+    assert followup_scan(today=today + timedelta(days=14))["overdue_raised"] == 0
+    later = today + timedelta(days=15)
+    assert list(overdue_list_for(user=doc, today=later)) == [p]
+    assert followup_scan(today=later)["overdue_raised"] == 1
+    assert followup_scan(today=later)["overdue_raised"] == 0
+    alert = Alert.objects.get(kind="overdue", patient=p)
+    assert list(alert.recipients.values_list("organisation_id", flat=True)) == [world.org.hc_a1.pk]
+
+
+def test_the_migration_gives_never_followed_up_patients_a_first_due_date(world, patients):
+    import importlib
+
+    from django.apps import apps
+
+    migration = importlib.import_module("followups.migrations.0003_first_followup_due")
+    day = timezone.localdate() - timedelta(days=40)
+    Patient.objects.update(next_followup_due=None, registered_on=day)
+    record(by=world.users.doctor_b, patient=patients.pB1, days_ago=3)
+    Patient.objects.filter(pk=patients.pB1.pk).update(next_followup_due=None)  # a visited row
+    Patient.objects.filter(pk=patients.pC1.pk).update(status="moved_out")
+    migration.fill_first_due(apps, None)
+    due = dict(Patient.objects.values_list("pk", "next_followup_due"))
+    assert due == {
+        patients.pA1.pk: day + timedelta(days=14),
+        patients.pB1.pk: None,  # followed up: its visits decide
+        patients.pC1.pk: None,  # no longer managed
+    }
+    assert followup_scan()["overdue_raised"] == 1
