@@ -80,7 +80,7 @@ SHORT_INTERVAL = timedelta(days=14)  # unstable; basically stable, first time
 RECHECK_MONTHS = 1  # basically stable again after the 14-day recheck
 STABLE_MONTHS = 3
 MAX_MONTHS = 3  # never more than 3 months: at least four follow-ups a year
-MISSES_BEFORE_LOST = 3  # three not_reached in a row make the patient lost
+MISSES_BEFORE_LOST = 3  # three not_reached in a row (on separate days) make the patient lost
 MAX_MEDICATION_ROWS = 3
 
 # Alert deadlines (DOMAIN.md → Alerts).
@@ -300,14 +300,30 @@ def decide(
 # ---------------------------------------------------------------- outcomes and status
 
 
-def consecutive_misses(outcomes_newest_first: Iterable[str]) -> int:
-    """How many ``not_reached`` attempts lead the history (newest first)."""
-    n = 0
-    for outcome in outcomes_newest_first:
-        if outcome != NOT_REACHED:
-            break
-        n += 1
-    return n
+def consecutive_misses(attempts: Iterable[tuple[date, str]]) -> int:
+    """Misses in a row toward "three ``not_reached`` make the patient lost"
+    (DOMAIN.md → Next due date), counted as calendar days.
+
+    ``attempts`` are ``(visit_date, outcome)`` pairs of the patient's
+    follow-ups, in any order. The count is the number of distinct days with
+    a ``not_reached`` attempt after the last day on which anything else was
+    recorded (a visit, a lost or a deceased outcome). DOMAIN.md counts
+    attempts ("three not_reached in a row"); we count at most one per day,
+    because the national form's "not reached" (未访到) describes a follow-up
+    round in which the patient could not be reached (DOMAIN-SOURCES §1.6):
+    three calls in one morning, or a double click, are one failed round,
+    not three, and must not turn a patient lost and alert the police. A day
+    on which the patient was also reached is not a missed day.
+    """
+    attempts = list(attempts)
+    reached = max((day for day, outcome in attempts if outcome != NOT_REACHED), default=None)
+    return len(
+        {
+            day
+            for day, outcome in attempts
+            if outcome == NOT_REACHED and (reached is None or day > reached)
+        }
+    )
 
 
 @dataclass(frozen=True)
@@ -322,7 +338,8 @@ class Transition:
 def transition(*, status: str, outcome: str, misses: int = 0) -> Transition:
     """The patient's status after a follow-up that is the newest on record.
 
-    ``misses`` counts consecutive ``not_reached`` including this one.
+    ``misses`` counts the days of consecutive ``not_reached`` including this
+    one (``consecutive_misses``).
     ``deceased`` ends management; ``lost`` (or three misses in a row) makes
     an active patient lost; a ``completed`` visit reactivates a lost one.
     """

@@ -711,7 +711,11 @@ def _overdue_row(patient: Patient, today, urls: RowUrls) -> dict:
         "misses": patient.misses,
         "misses_text": _t("未访到%(n)s次") % {"n": patient.misses} if patient.misses else "",
         "guardian": guardian,
-        "loses_next": patient.misses + 1 >= rules.MISSES_BEFORE_LOST,
+        # another miss today adds no day (rules.consecutive_misses)
+        "loses_next": not patient.missed_today and patient.misses + 1 >= rules.MISSES_BEFORE_LOST,
+        # one key per rendered button: a double click or a retried POST
+        # records one attempt (followups.services.followups._replay)
+        "idempotency_key": uuid.uuid4(),
         "detail_url": urls("patients:detail", patient.pk),
         "create_url": urls("followups:create", patient.pk),
         "not_reached_url": urls("followups:not-reached", patient.pk),
@@ -838,7 +842,13 @@ def overdue_not_reached(request, patient_id):
     if mode not in rules.MODES:
         mode = "phone"
     try:
-        followup_not_reached(patient_id=patient.pk, by=user, mode=mode, request=request)
+        key = uuid.UUID(request.POST.get("idempotency_key") or "")
+    except ValueError:
+        key = None
+    try:
+        followup_not_reached(
+            patient_id=patient.pk, by=user, mode=mode, idempotency_key=key, request=request
+        )
     except DomainError as exc:
         messages.error(request, exc.message)
         if request.htmx:

@@ -22,7 +22,11 @@ from core.errors import DomainError, StaleVersion
 from core.history import history_stamp
 from followups import rules
 from followups.models import AlertKind, FollowUp, Outcome
-from followups.selectors import followup_get_for_user, previous_completed_visit
+from followups.selectors import (
+    attempts_since_last_contact,
+    followup_get_for_user,
+    previous_completed_visit,
+)
 from followups.services.alerts import alert_raise, alerts_close, lost_episode
 from patients.models import Patient
 from patients.selectors import can_manage_patient, patient_get_for_user
@@ -244,10 +248,9 @@ def _record(*, patient_id, by, data: dict, idempotency_key, request) -> FollowUp
     misses = 0
     if fu.outcome == Outcome.NOT_REACHED:
         fu.next_due_date = patient.next_followup_due  # the due date stays
-        if not newer:
-            before = FollowUp.objects.filter(patient=patient).order_by("-visit_date", "-created_at")
-            misses = 1 + rules.consecutive_misses(
-                before.values_list("outcome", flat=True)[: rules.MISSES_BEFORE_LOST]
+        if not newer:  # one miss per calendar day (rules.consecutive_misses)
+            misses = rules.consecutive_misses(
+                [(fu.visit_date, fu.outcome), *attempts_since_last_contact(patient.pk)]
             )
     fu.full_clean(exclude=["patient", "organisation", "recorded_by", "idempotency_key"])
     history_stamp(fu, user=by, reason="followup.recorded")
@@ -455,9 +458,12 @@ def _carry_latest(patient: Patient, fu: FollowUp, *, by) -> None:
     patient.save(update_fields=[*changed, "version", "updated_at"])
 
 
-def followup_not_reached(*, patient_id, by, mode: str = "phone", request=None) -> FollowUp:
+def followup_not_reached(
+    *, patient_id, by, mode: str = "phone", idempotency_key=None, request=None
+) -> FollowUp:
     """One attempt today that did not reach the patient (the overdue list's
-    one-click action); the third in a row makes the patient lost."""
+    one-click action); misses on a third day in a row make the patient lost.
+    A replayed request (same ``idempotency_key``) records nothing new."""
     return followup_record(
         patient_id=patient_id,
         by=by,
@@ -466,6 +472,7 @@ def followup_not_reached(*, patient_id, by, mode: str = "phone", request=None) -
             "mode": mode,
             "outcome": rules.NOT_REACHED,
         },
+        idempotency_key=idempotency_key,
         request=request,
     )
 

@@ -155,7 +155,13 @@ def test_override_needs_a_reason():
 
 
 def test_three_misses_in_a_row_make_the_patient_lost():
-    assert rules.consecutive_misses(["not_reached", "not_reached", "completed"]) == 2
+    d = date(2026, 6, 1)
+    history = [
+        (d, "not_reached"),
+        (d - timedelta(days=3), "not_reached"),
+        (d - timedelta(days=9), "completed"),
+    ]
+    assert rules.consecutive_misses(history) == 2
     t = rules.transition(status="active", outcome="not_reached", misses=3)
     assert (t.status, t.lost_reason) == ("lost", "unreachable_3x")
     assert rules.transition(status="active", outcome="not_reached", misses=2).status is None
@@ -293,8 +299,32 @@ def test_risk_three_or_more_is_always_unstable_and_stable_needs_calm(a):
         assert "poor" not in a.social_function and not a.adverse_reaction
 
 
-@given(outcomes=st.lists(st.sampled_from(rules.OUTCOMES), max_size=10))
-def test_misses_count_the_leading_not_reached(outcomes):
-    n = rules.consecutive_misses(outcomes)
-    assert all(o == "not_reached" for o in outcomes[:n])
-    assert n == len(outcomes) or outcomes[n] != "not_reached"
+def test_misses_count_at_most_one_a_day():
+    d = date(2026, 6, 1)
+    three_clicks = [(d, "not_reached")] * 3
+    assert rules.consecutive_misses(three_clicks) == 1
+    three_days = [(d - timedelta(days=k), "not_reached") for k in range(3)]
+    assert rules.consecutive_misses(three_days) == rules.MISSES_BEFORE_LOST
+    # a day on which the patient was also reached is no missed day
+    assert rules.consecutive_misses([(d, "completed"), (d, "not_reached")]) == 0
+    assert rules.consecutive_misses([]) == 0
+
+
+attempts = st.lists(
+    st.tuples(st.dates(date(2026, 1, 1), date(2026, 1, 20)), st.sampled_from(rules.OUTCOMES)),
+    max_size=12,
+)
+
+
+@given(history=attempts)
+def test_misses_count_the_days_missed_since_the_last_contact(history):
+    n = rules.consecutive_misses(history)
+    missed_days = {d for d, o in history if o == "not_reached"}
+    assert 0 <= n <= len(missed_days)
+    # repeating attempts on days already counted changes nothing
+    assert rules.consecutive_misses(history + [(d, "not_reached") for d in missed_days]) == n
+    # order does not matter; a later contact resets the count
+    assert rules.consecutive_misses(list(reversed(history))) == n
+    later = date(2026, 2, 1)
+    assert rules.consecutive_misses([*history, (later, "completed")]) == 0
+    assert rules.consecutive_misses([*history, (later, "not_reached")]) == n + 1

@@ -178,6 +178,35 @@ def test_three_misses_make_the_patient_lost_and_alert_police(world, patients):
     assert orgs == {world.org.ps_a1.pk, world.org.gov_a1.pk, world.org.hc_a1.pk}
 
 
+def test_three_misses_on_the_same_day_keep_the_patient_active(world, patients):
+    doc, p = world.users.doctor_a, patients.pA1
+    for _ in range(3):
+        svc.followup_not_reached(patient_id=p.pk, by=doc)
+    assert FollowUp.objects.filter(patient=p, outcome="not_reached").count() == 3
+    assert fresh(p).status == "active"
+    assert not Alert.objects.filter(kind="lost").exists()
+
+
+def test_misses_on_three_different_days_make_the_patient_lost(world, patients):
+    doc, p = world.users.doctor_a, patients.pA1
+    record(by=doc, patient=p, days_ago=2, outcome="not_reached")
+    record(by=doc, patient=p, days_ago=2, outcome="not_reached")
+    record(by=doc, patient=p, days_ago=1, outcome="not_reached")
+    assert fresh(p).status == "active"
+    svc.followup_not_reached(patient_id=p.pk, by=doc)
+    assert fresh(p).status == "lost"
+    assert Alert.objects.filter(kind="lost", patient=p).count() == 1
+
+
+def test_a_replayed_not_reached_records_once(world, patients):
+    doc, p = world.users.doctor_a, patients.pA1
+    key = uuid.uuid4()
+    first = svc.followup_not_reached(patient_id=p.pk, by=doc, idempotency_key=key)
+    again = svc.followup_not_reached(patient_id=p.pk, by=doc, idempotency_key=key)
+    assert again.pk == first.pk and again.replayed and not first.replayed
+    assert FollowUp.objects.filter(patient=p).count() == 1
+
+
 def test_completed_visit_reactivates_a_lost_patient_and_closes_its_lost_alert(world, patients):
     doc, p = world.users.doctor_a, patients.pA1
     record(by=doc, patient=p, days_ago=10, outcome="lost", lost_reason="out_for_work")

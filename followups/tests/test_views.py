@@ -219,18 +219,45 @@ def test_excel_export_works_also_when_empty(world, patients):
     assert "attachment" in empty["Content-Disposition"]
 
 
-def test_one_click_not_reached_then_lost_on_the_third(world, patients):
+def test_one_click_not_reached_then_lost_on_the_third_day(world, patients):
     (p,) = _overdue(world, 1)
     c = client_for(world.users.doctor_a)
     url = f"/followups/overdue/{p.pk}/not-reached/"
     r = c.post(url, HTTP_HX_REQUEST="true")
     assert r.status_code == 200 and "连续第1次" in r.content.decode()
     assert FollowUp.objects.get().outcome == "not_reached"
+    # two more clicks the same day: one missed day, not three
     c.post(url, HTTP_HX_REQUEST="true")
+    c.post(url, HTTP_HX_REQUEST="true")
+    assert Patient.objects.get(pk=p.pk).status == "active"
+    assert not Alert.objects.filter(kind="lost").exists()
+    FollowUp.objects.filter(patient=p).update(visit_date=timezone.localdate() - timedelta(days=2))
+    record(by=world.users.doctor_a, patient=p, days_ago=1, outcome="not_reached")
+    row = client_for(world.users.doctor_a).get("/followups/overdue/").context["rows"][0]
+    assert row["misses"] == 2 and row["loses_next"]
     third = c.post(url, {"next": "/followups/overdue/?risk=1"})
     assert third.status_code == 302 and third["Location"] == "/followups/overdue/?risk=1"
     assert Patient.objects.get(pk=p.pk).status == "lost"
     assert Alert.objects.filter(kind="lost", patient=p).count() == 1
+
+
+def test_a_replayed_not_reached_click_records_once(world, patients):
+    (p,) = _overdue(world, 1)
+    c = client_for(world.users.doctor_a)
+    page = c.get("/followups/overdue/")
+    html = page.content.decode()
+    row = page.context["rows"][0]
+    key = str(row["idempotency_key"])
+    assert 'hx-disabled-elt="find button"' in html  # no second click while it runs
+    assert f'name="idempotency_key" value="{key}"' in html
+    url = f"/followups/overdue/{p.pk}/not-reached/"
+    for _ in range(3):
+        r = c.post(url, {"idempotency_key": key}, HTTP_HX_REQUEST="true")
+        assert r.status_code == 200
+    assert FollowUp.objects.filter(patient=p).count() == 1
+    assert FollowUp.objects.get(patient=p).idempotency_key == row["idempotency_key"]
+    # the row that comes back carries a fresh key for the next attempt
+    assert key not in r.content.decode() and 'name="idempotency_key"' in r.content.decode()
 
 
 def test_police_cannot_open_the_overdue_list(world, patients):
