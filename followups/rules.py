@@ -130,6 +130,20 @@ ERR_OVERRIDE_REASON = _("调整系统建议的分类时须填写原因。")
 ERR_DUE_BEFORE_VISIT = _("下次随访日期须晚于本次随访日期。")
 ERR_DUE_TOO_LATE = _("下次随访日期不能晚于%(latest)s（按本次分类的最迟日期）。")
 ERR_NOT_REGISTERED = _("该患者已不在册（死亡、迁出或注销），不能再记录随访。")
+# Back-dated paper forms are welcome, but no date on the form can lie before
+# the patient's birth, nor before the system's floor (a typo such as 1900).
+# A visit before registration is allowed: the paper form may be older.
+EARLIEST_DATE = date(1950, 1, 1)
+ERR_BEFORE_BIRTH = {
+    "visit_date": _("随访日期不能早于患者的出生日期（%(birth)s）。"),
+    "death_date": _("死亡日期不能早于患者的出生日期（%(birth)s）。"),
+    "last_discharge_date": _("末次出院时间不能早于患者的出生日期（%(birth)s）。"),
+}
+ERR_TOO_EARLY = {
+    "visit_date": _("随访日期不能早于%(floor)s。"),
+    "death_date": _("死亡日期不能早于%(floor)s。"),
+    "last_discharge_date": _("末次出院时间不能早于%(floor)s。"),
+}
 
 
 class RuleError(ValueError):
@@ -363,13 +377,24 @@ def can_record(status: str) -> bool:
 # ---------------------------------------------------------------- validation
 
 
-def validate(data: Mapping, *, today: date) -> dict[str, object]:
+def too_early(field: str, value: date, birth_date: date | None = None):
+    """The refusal of a date on the form that lies before the patient's
+    birth or before ``EARLIEST_DATE``, naming the field; None when it is fine."""
+    if birth_date is not None and birth_date >= EARLIEST_DATE and value < birth_date:
+        return ERR_BEFORE_BIRTH[field] % {"birth": birth_date.isoformat()}
+    if value < EARLIEST_DATE:
+        return ERR_TOO_EARLY[field] % {"floor": EARLIEST_DATE.isoformat()}
+    return None
+
+
+def validate(data: Mapping, *, today: date, birth_date: date | None = None) -> dict[str, object]:
     """All refusals of one follow-up form, by field (empty when valid).
 
     ``data`` holds cleaned Python values (dates as ``date``). What each
     outcome requires (DOMAIN.md): ``completed`` the clinical fields,
     ``not_reached`` only date and mode, ``lost`` a reason, ``deceased``
-    date and cause.
+    date and cause. No date may be in the future, nor before the patient's
+    ``birth_date`` (when given) or ``EARLIEST_DATE``.
     """
     errors: dict[str, object] = {}
 
@@ -381,6 +406,8 @@ def validate(data: Mapping, *, today: date) -> dict[str, object]:
         err("visit_date", ERR_REQUIRED)
     elif visit > today:
         err("visit_date", ERR_FUTURE_VISIT)
+    elif early := too_early("visit_date", visit, birth_date):
+        err("visit_date", early)
     if data.get("mode") not in MODES:
         err("mode", ERR_REQUIRED if not data.get("mode") else ERR_CHOICE)
     outcome = data.get("outcome") or COMPLETED
@@ -398,7 +425,7 @@ def validate(data: Mapping, *, today: date) -> dict[str, object]:
             r = _int_or_none(risk)
             if r is None or not 0 <= r <= MAX_RISK:
                 err("risk_level", ERR_RISK_RANGE)
-        _check_clinical(data, err, visit)
+        _check_clinical(data, err, visit, birth_date)
     elif outcome == LOST:
         if data.get("lost_reason") not in LOST_REASONS:
             err("lost_reason", ERR_LOST_REASON)
@@ -408,6 +435,8 @@ def validate(data: Mapping, *, today: date) -> dict[str, object]:
             err("death_date", ERR_DEATH_DATE)
         elif visit and death > visit:
             err("death_date", ERR_DEATH_FUTURE)
+        elif early := too_early("death_date", death, birth_date):
+            err("death_date", early)
         cause = data.get("death_cause")
         if cause not in DEATH_CAUSES:
             err("death_cause", ERR_DEATH_CAUSE)
@@ -444,7 +473,7 @@ def _check_choices(data: Mapping, err) -> None:
             err(key, ERR_CHOICE)
 
 
-def _check_clinical(data: Mapping, err, visit: date | None) -> None:
+def _check_clinical(data: Mapping, err, visit: date | None, birth_date: date | None) -> None:
     symptoms = data.get("symptoms") or ()
     if "other" in symptoms and not (data.get("symptoms_other") or "").strip():
         err("symptoms_other", ERR_SYMPTOMS_OTHER)
@@ -453,12 +482,13 @@ def _check_clinical(data: Mapping, err, visit: date | None) -> None:
         and not (data.get("rehab_measures_other") or "").strip()
     ):
         err("rehab_measures_other", ERR_REHAB_OTHER)
-    if data.get("hospitalization") == "past":
-        discharge = data.get("last_discharge_date")
-        if not discharge:
-            err("last_discharge_date", ERR_DISCHARGE_DATE)
-        elif visit and discharge > visit:
-            err("last_discharge_date", ERR_DISCHARGE_FUTURE)
+    discharge = data.get("last_discharge_date")
+    if data.get("hospitalization") == "past" and not discharge:
+        err("last_discharge_date", ERR_DISCHARGE_DATE)
+    elif discharge and visit and discharge > visit:
+        err("last_discharge_date", ERR_DISCHARGE_FUTURE)
+    elif discharge and (early := too_early("last_discharge_date", discharge, birth_date)):
+        err("last_discharge_date", early)
     if data.get("adverse_reaction_serious") and not data.get("adverse_reaction"):
         err("adverse_reaction", ERR_SERIOUS_WITHOUT_REACTION)
     if data.get("referral_suggested") and not (data.get("referral_reason") or "").strip():

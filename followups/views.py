@@ -168,7 +168,7 @@ def followup_create(request, patient_id):
     if not can_manage_patient(user, patient):
         raise PermissionDenied(ERR_HEALTH_ONLY)
     initial, last = _new_form_initial(user, patient)
-    form = FollowUpForm(request.POST or None, initial=initial)
+    form = FollowUpForm(request.POST or None, initial=initial, birth_date=patient.birth_date)
     if request.method == "POST" and form.is_valid():
         data = form.service_data()
         key = data.pop("idempotency_key", None)
@@ -244,7 +244,7 @@ def followup_suggest(request, patient_id):
     """htmx: the suggested classification and next due date, live."""
     _require_health(request.user)
     patient = patient_get_for_user(user=request.user, pk=patient_id, request=request)
-    form = FollowUpForm(request.POST)
+    form = FollowUpForm(request.POST, birth_date=patient.birth_date)
     exclude = request.POST.get("followup") or None
     try:
         exclude = uuid.UUID(exclude) if exclude else None
@@ -425,7 +425,11 @@ def followup_edit(request, pk):
     fu = _followup_or_404(request, pk)
     if not can_manage_patient(request.user, fu.patient):
         raise PermissionDenied(ERR_HEALTH_ONLY)
-    form = FollowUpForm(request.POST or None, initial=FollowUpForm.initial_from(fu))
+    form = FollowUpForm(
+        request.POST or None,
+        initial=FollowUpForm.initial_from(fu),
+        birth_date=fu.patient.birth_date,
+    )
     if request.method == "POST" and form.is_valid():
         data = form.service_data()
         data.pop("idempotency_key", None)

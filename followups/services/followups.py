@@ -151,8 +151,8 @@ def form_values(data: dict) -> dict:
     return values
 
 
-def _validate(data: dict) -> None:
-    errors = rules.validate(data, today=timezone.localdate())
+def _validate(data: dict, *, birth_date=None) -> None:
+    errors = rules.validate(data, today=timezone.localdate(), birth_date=birth_date)
     if errors:
         raise FollowUpInvalid(errors)
 
@@ -234,7 +234,7 @@ def _record(*, patient_id, by, data: dict, idempotency_key, request) -> FollowUp
         return replay
     if not rules.can_record(patient.status):
         raise DomainError(ERR_NOT_REGISTERED)
-    _validate(data)
+    _validate(data, birth_date=patient.birth_date)
     fu = FollowUp(
         patient=patient,
         organisation=organisation_of(by),
@@ -399,7 +399,7 @@ def _update(fu: FollowUp, *, by, data: dict, expected_version, request) -> Follo
     merged["next_due_date"] = fu.next_due_date if earlier else None
     merged.update({k: v for k, v in data.items() if k in (*FORM_FIELDS, *DECISION_FIELDS)})
     merged["outcome"] = fu.outcome
-    _validate(merged)
+    _validate(merged, birth_date=patient.birth_date)
     for key, value in form_values(merged).items():
         setattr(fu, key, value)
     if fu.outcome == Outcome.COMPLETED:

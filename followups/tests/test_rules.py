@@ -239,6 +239,40 @@ def test_future_visit_is_refused_back_dated_is_fine():
     assert not rules.validate({**COMPLETE_FORM, "visit_date": date(2025, 1, 2)}, today=TODAY)
 
 
+def test_no_date_before_the_patients_birth_or_the_floor():
+    birth = date(1960, 4, 1)
+    early = {**COMPLETE_FORM, "visit_date": date(1960, 3, 31)}
+    assert rules.validate(early, today=TODAY, birth_date=birth) == {
+        "visit_date": "随访日期不能早于患者的出生日期（1960-04-01）。"
+    }
+    assert rules.validate(early, today=TODAY) == {}  # birth unknown: only the floor
+    assert rules.validate({**COMPLETE_FORM, "visit_date": date(1900, 1, 1)}, today=TODAY) == {
+        "visit_date": "随访日期不能早于1950-01-01。"
+    }
+    dead = {
+        "visit_date": date(2026, 6, 1),
+        "mode": "home",
+        "outcome": "deceased",
+        "death_cause": "accident",
+    }
+    assert rules.validate({**dead, "death_date": date(1800, 1, 1)}, today=TODAY, birth_date=birth)
+    assert rules.validate(
+        {**dead, "death_date": date(1960, 1, 1)}, today=TODAY, birth_date=birth
+    ) == {"death_date": "死亡日期不能早于患者的出生日期（1960-04-01）。"}
+    discharged = {**COMPLETE_FORM, "hospitalization": "past"}
+    assert rules.validate(
+        {**discharged, "last_discharge_date": date(1959, 1, 1)}, today=TODAY, birth_date=birth
+    ) == {"last_discharge_date": "末次出院时间不能早于患者的出生日期（1960-04-01）。"}
+    # a stray discharge date is checked too, whatever the hospitalisation item says
+    assert "last_discharge_date" in rules.validate(
+        {**COMPLETE_FORM, "last_discharge_date": date(1900, 1, 1)}, today=TODAY
+    )
+    # a birth date before the floor: the floor applies
+    assert rules.validate(
+        {**COMPLETE_FORM, "visit_date": date(1949, 1, 1)}, today=TODAY, birth_date=date(1930, 1, 1)
+    ) == {"visit_date": "随访日期不能早于1950-01-01。"}
+
+
 def test_medication_rows():
     ok = [{"drug": "利培酮", "morning_mg": "1", "evening_mg": "2"}]
     assert rules.medication_rows_error(ok) is None

@@ -75,6 +75,20 @@ def test_future_date_is_refused(world, patients):
     assert exc.value.errors == {"visit_date": rules.ERR_FUTURE_VISIT}
 
 
+def test_a_correction_cannot_move_the_visit_before_birth(world, patients):
+    from datetime import date
+
+    fu = record(by=world.users.doctor_a, patient=patients.pA1)  # born 1980-05-17
+    with pytest.raises(svc.FollowUpInvalid) as exc:
+        svc.followup_update(
+            followup_id=fu.pk,
+            by=world.users.doctor_a,
+            data={"visit_date": date(1979, 1, 1)},
+            expected_version=fu.version,
+        )
+    assert list(exc.value.errors) == ["visit_date"]
+
+
 def test_override_is_kept_with_its_reason(world, patients):
     fu = record(
         by=world.users.doctor_a,

@@ -104,6 +104,19 @@ def test_missing_clinical_items_are_shown_on_the_form(world, patients):
     assert not FollowUp.objects.exists()
 
 
+def test_a_visit_date_before_the_patients_birth_is_refused_on_the_page(world, patients):
+    p = patients.pA1  # born 1980-05-17
+    c = client_for(world.users.doctor_a)
+    page = c.get(f"/followups/new/{p.pk}/")
+    assert 'min="1980-05-17"' in page.content.decode()
+    r = c.post(f"/followups/new/{p.pk}/", form_post(visit_date="1980-05-16"))
+    assert r.status_code == 200
+    assert r.context["form"].errors["visit_date"] == [
+        "随访日期不能早于患者的出生日期（1980-05-17）。"
+    ]
+    assert not FollowUp.objects.exists()
+
+
 def test_override_without_a_reason_is_refused(world, patients):
     r = client_for(world.users.doctor_a).post(
         f"/followups/new/{patients.pA1.pk}/", form_post(classification="unstable")
