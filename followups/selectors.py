@@ -18,6 +18,7 @@ from django.db.models import (
     F,
     IntegerField,
     OuterRef,
+    Q,
     QuerySet,
     Subquery,
     Value,
@@ -118,6 +119,32 @@ def attempts_since_last_contact(patient_id) -> list[tuple[date, str]]:
         .values_list("visit_date", "outcome")
         .distinct()
     )
+
+
+def high_risk_run_start(followup: FollowUp, *, threshold: int):
+    """The id of the first visit of the run of consecutive completed
+    follow-ups with risk ≥ ``threshold`` that ends with ``followup`` (in
+    visit order: date, then time recorded); ``followup``'s own id when the
+    completed visit before it was below the threshold. The patient is
+    already in scope."""
+    completed = FollowUp.objects.filter(
+        patient_id=followup.patient_id, outcome=Outcome.COMPLETED
+    ).exclude(pk=followup.pk)
+    before = Q(visit_date__lt=followup.visit_date) | Q(
+        visit_date=followup.visit_date, created_at__lt=followup.created_at
+    )
+    low = (
+        completed.filter(before)
+        .filter(Q(risk_level__lt=threshold) | Q(risk_level__isnull=True))
+        .order_by("-visit_date", "-created_at")
+        .values_list("visit_date", "created_at")
+        .first()
+    )
+    run = completed.filter(before)
+    if low is not None:
+        run = run.filter(Q(visit_date__gt=low[0]) | Q(visit_date=low[0], created_at__gt=low[1]))
+    first = run.order_by("visit_date", "created_at").values_list("pk", flat=True).first()
+    return first or followup.pk
 
 
 def last_completed_followup(*, user, patient: Patient) -> FollowUp | None:

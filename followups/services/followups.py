@@ -25,9 +25,10 @@ from followups.models import AlertKind, FollowUp, Outcome
 from followups.selectors import (
     attempts_since_last_contact,
     followup_get_for_user,
+    high_risk_run_start,
     previous_completed_visit,
 )
-from followups.services.alerts import alert_raise, alerts_close, lost_episode
+from followups.services.alerts import alert_raise, alerts_close, lost_episode, risk_episode
 from patients.models import Patient
 from patients.selectors import can_manage_patient, patient_get_for_user
 
@@ -287,6 +288,9 @@ def _apply(*, patient: Patient, fu: FollowUp, newest: bool, misses: int, by) -> 
     latest_completed = fu.outcome == Outcome.COMPLETED and (
         patient.last_followup_date is None or fu.visit_date >= patient.last_followup_date
     )
+    # the patient's risk is its latest completed visit's: when that was high
+    # too, this visit continues a run of high-risk visits (one risk alert)
+    was_high = latest_completed and _high_risk(patient.risk_level)
     if latest_completed:
         put("risk_level", fu.risk_level)
         put("classification", fu.classification)
@@ -311,7 +315,9 @@ def _apply(*, patient: Patient, fu: FollowUp, newest: bool, misses: int, by) -> 
         patient.save(update_fields=[*dict.fromkeys(changed), "version", "updated_at"])
 
     if latest_completed and fu.risk_level is not None:
-        _raise_risk(patient, fu)
+        _raise_risk(patient, fu, run_continues=was_high)
+        if was_high and not _high_risk(fu.risk_level):
+            _close_risk(patient, fu, by=by)
     if transition.status == rules.STATUS_LOST:
         alert_raise(
             patient=patient,
@@ -344,22 +350,44 @@ def _apply(*, patient: Patient, fu: FollowUp, newest: bool, misses: int, by) -> 
     if transition.ends_management:
         alerts_close(
             patient=patient,
-            kinds=[AlertKind.OVERDUE, AlertKind.LOST],
+            kinds=[AlertKind.OVERDUE, AlertKind.LOST, AlertKind.RISK, AlertKind.INCIDENT],
             by=by,
             note=_("患者已死亡，结束管理。"),
         )
 
 
-def _raise_risk(patient: Patient, fu: FollowUp) -> None:
-    if fu.risk_level < settings.HIGH_RISK_MIN_LEVEL:
+def _high_risk(level) -> bool:
+    return level is not None and level >= settings.HIGH_RISK_MIN_LEVEL
+
+
+def _raise_risk(patient: Patient, fu: FollowUp, *, run_continues: bool | None = None) -> None:
+    """The risk alert of the run of high-risk visits ``fu`` belongs to
+    (``alerts.risk_episode``): raised by the run's first visit, once.
+    ``run_continues`` False says ``fu`` starts a run (no query); None looks."""
+    if not _high_risk(fu.risk_level):
         return
+    if run_continues is False:
+        start = fu.pk
+    else:
+        start = high_risk_run_start(fu, threshold=settings.HIGH_RISK_MIN_LEVEL)
     alert_raise(
         patient=patient,
         kind=AlertKind.RISK,
-        episode=f"followup:{fu.pk}",
+        episode=risk_episode(start),
         risk_level=fu.risk_level,
         followup=fu,
         due_by=timezone.now() + RISK_ACK_WITHIN,
+    )
+
+
+def _close_risk(patient: Patient, fu: FollowUp, *, by) -> None:
+    """The run of high-risk visits ended with ``fu``: resolve its alerts."""
+    alerts_close(
+        patient=patient,
+        kinds=[AlertKind.RISK],
+        by=by,
+        note=_("系统：%(date)s随访的危险性评估为%(level)s级，已低于预警等级，预警自动办结。")
+        % {"date": fu.visit_date.isoformat(), "level": fu.risk_level},
     )
 
 
@@ -416,8 +444,10 @@ def _update(fu: FollowUp, *, by, data: dict, expected_version, request) -> Follo
             # is now (a corrected date may have made another one the latest)
             latest = fu if latest_id == fu.pk else FollowUp.objects.get(pk=latest_id)
             _carry_latest(patient, latest, by=by)
-            if latest.pk == fu.pk:
+            if latest.pk == fu.pk and _high_risk(fu.risk_level):
                 _raise_risk(patient, fu)
+            elif not _high_risk(latest.risk_level):  # corrected below the threshold
+                _close_risk(patient, latest, by=by)
     audit_record(
         actor=by,
         action="followup.update",

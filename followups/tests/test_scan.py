@@ -244,3 +244,54 @@ def test_the_migration_gives_never_followed_up_patients_a_first_due_date(world, 
         patients.pC1.pk: None,  # no longer managed
     }
     assert followup_scan()["overdue_raised"] == 1
+
+
+# --------------------------------------------------------------- alerts that ended
+
+
+def test_alerts_of_a_patient_moved_out_or_removed_close_and_stop_escalating(world, patients):
+    from followups.services.scan import escalation_scan
+
+    u = world.users
+    record(by=u.doctor_a, patient=patients.pA1, risk_level=4)
+    incident(by=u.police_a, patient=patients.pA1)
+    record(by=u.doctor_b, patient=patients.pB1, risk_level=3)
+    Alert.objects.update(
+        raised_at=timezone.now() - timedelta(hours=30), due_by=timezone.now() - timedelta(days=1)
+    )
+    Patient.objects.filter(pk=patients.pA1.pk).update(status="moved_out")
+    Patient.objects.filter(pk=patients.pB1.pk).update(status="deceased")
+    assert escalation_scan()["escalated"] == 0
+    counts = followup_scan()
+    assert (counts["risk_closed"], counts["incident_closed"], counts["escalated"]) == (2, 1, 0)
+    assert not Alert.objects.exclude(status="resolved").exists()
+    assert not rows_of("risk").filter(escalated=True).exists()
+
+
+def test_a_risk_alert_of_a_patient_now_below_the_threshold_closes_and_does_not_escalate(
+    world, patients
+):
+    from followups.services.scan import escalation_scan
+
+    record(by=world.users.doctor_a, patient=patients.pA1, risk_level=3)
+    Alert.objects.update(raised_at=timezone.now() - timedelta(hours=30))
+    Patient.objects.filter(pk=patients.pA1.pk).update(risk_level=1)  # e.g. set by hand
+    assert escalation_scan()["escalated"] == 0
+    assert followup_scan()["risk_closed"] == 1
+    assert Alert.objects.get(kind="risk").status == "resolved"
+
+
+def test_the_scan_closes_risk_alerts_piled_up_before_one_per_run(world, patients):
+    from followups.services.alerts import alert_raise
+
+    doc, p = world.users.doctor_a, patients.pA1
+    record(by=doc, patient=p, days_ago=20, risk_level=3)
+    newer = record(by=doc, patient=p, days_ago=6, risk_level=3)
+    Alert.objects.update(raised_at=timezone.now() - timedelta(days=20))
+    # what the old rule raised for every high-risk visit
+    alert_raise(patient=Patient.objects.get(pk=p.pk), kind="risk", episode=f"followup:{newer.pk}")
+    assert Alert.objects.filter(kind="risk").exclude(status="resolved").count() == 2
+    assert followup_scan()["risk_closed"] == 1
+    assert Alert.objects.filter(kind="risk").exclude(status="resolved").get().episode == (
+        f"followup:{newer.pk}"
+    )

@@ -334,6 +334,68 @@ def test_a_correction_that_raises_the_risk_alerts_once(world, patients):
         )
 
 
+def open_risk_alerts(patient):
+    return Alert.objects.filter(patient=patient, kind="risk").exclude(status="resolved")
+
+
+def test_a_patient_staying_at_high_risk_has_one_risk_alert(world, patients):
+    doc, p = world.users.doctor_a, patients.pA1
+    first = record(by=doc, patient=p, days_ago=30, risk_level=3)
+    record(by=doc, patient=p, days_ago=20, outcome="not_reached")  # no risk measured
+    record(by=doc, patient=p, days_ago=16, risk_level=4)
+    record(by=doc, patient=p, days_ago=2, risk_level=3)
+    alert = Alert.objects.get(patient=p, kind="risk")
+    assert alert.episode == f"followup:{first.pk}" and alert.status == "open"
+
+
+def test_risk_below_the_threshold_closes_the_alert_and_a_new_rise_raises_another(world, patients):
+    doc, p = world.users.doctor_a, patients.pA1
+    record(by=doc, patient=p, days_ago=30, risk_level=3)
+    calm = record(by=doc, patient=p, days_ago=16, risk_level=1)
+    alert = Alert.objects.get(patient=p, kind="risk")
+    assert alert.status == "resolved"
+    rows = list(alert.recipients.all())
+    assert {r.status for r in rows} == {"resolved"}
+    assert all(r.note.startswith("系统") and calm.visit_date.isoformat() in r.note for r in rows)
+    rise = record(by=doc, patient=p, days_ago=2, risk_level=5)
+    assert open_risk_alerts(p).get().episode == f"followup:{rise.pk}"
+    assert Alert.objects.filter(patient=p, kind="risk").count() == 2
+
+
+def test_a_correction_below_the_threshold_closes_the_risk_alert(world, patients):
+    doc, p = world.users.doctor_a, patients.pA1
+    fu = record(by=doc, patient=p, risk_level=4)
+    assert open_risk_alerts(p).count() == 1
+    svc.followup_update(
+        followup_id=fu.pk, by=doc, data={"risk_level": 2}, expected_version=fu.version
+    )
+    assert not open_risk_alerts(p).exists()
+    assert Alert.objects.get(patient=p, kind="risk").status == "resolved"
+
+
+def test_death_closes_risk_incident_and_overdue_alerts(world, patients):
+    from followups.services.scan import followup_scan
+
+    u, p = world.users, patients.pA1
+    record(by=u.doctor_a, patient=p, days_ago=40, risk_level=3)
+    incident(by=u.police_a, patient=p, occurred_on=timezone.localdate())
+    followup_scan()  # the visit was due 26 days ago: overdue
+    assert set(Alert.objects.exclude(status="resolved").values_list("kind", flat=True)) == {
+        "risk",
+        "incident",
+        "overdue",
+    }
+    record(
+        by=u.doctor_a,
+        patient=p,
+        outcome="deceased",
+        death_date=timezone.localdate(),
+        death_cause="accident",
+    )
+    assert not Alert.objects.exclude(status="resolved").exists()
+    assert not AlertRecipient.objects.exclude(status="resolved").exists()
+
+
 # --------------------------------------------------------------- incidents
 
 
