@@ -148,6 +148,39 @@ def test_who_may_not_open_the_visit_form(world, patients, persona, status):
     assert r.status_code == status
 
 
+def test_print_view_has_the_national_items_and_codes(world, patients):
+    fu = record(
+        by=world.users.doctor_a,
+        patient=patients.pA1,
+        risk_level=1,
+        work="not_applicable",
+        hospitalization="none",
+        treatment_effect="not_applicable",
+    )
+    r = client_for(world.users.doctor_a).get(f"/followups/{fu.pk}/print/")
+    items = {item["no"]: item for item in r.context["items"]}
+    assert sorted(items) == list(range(1, 31))  # the national form's 30 items
+    labels = {no: str(item["label"]) for no, item in items.items()}
+    assert (labels[5], labels[6], labels[7], labels[30]) == (
+        "死亡日期",
+        "死亡原因",
+        "危险性评估",
+        "随访医生签名",
+    )
+
+    def codes(no):
+        return {o["n"]: o["on"] for o in items[no]["options"] if "n" in o}
+
+    assert codes(14) == {1: False, 2: False, 3: False, 9: True}  # work: 9 not applicable
+    assert codes(19) == {0: True, 1: False, 2: False}  # hospitalisation 0/1/2
+    assert codes(23) == {1: False, 2: False, 3: False, 4: False, 9: True}
+    assert codes(17) == {1: False, 2: False, 3: False, 4: False, 5: False, 6: False, 7: True}
+    assert codes(22) == {1: True, 2: False, 9: False}  # adverse reaction: none
+    assert codes(28) == {1: False, 2: True, 3: False}  # basically stable
+    html = r.content.decode()
+    assert "☑9 此项不适用" in html and "☑0 未住院" in html and "☑7 无" in html
+
+
 def test_detail_print_and_edit(world, patients):
     fu = record(by=world.users.doctor_a, patient=patients.pA1, risk_level=2)
     c = client_for(world.users.doctor_a)
