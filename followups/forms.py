@@ -153,13 +153,20 @@ class FollowUpForm(forms.Form):
                     if key == "drug":
                         field = forms.CharField(label=label, max_length=60, required=False)
                     else:
+                        # the rules refuse what is not a dose (an injection
+                        # interval of 0 or 1.5 weeks too: rules.medication_rows_error)
+                        weeks = key == "injection_interval_weeks"
                         field = forms.DecimalField(
                             label=label,
                             min_value=0,
                             max_digits=8,
                             decimal_places=2,
                             required=False,
-                            widget=forms.NumberInput(attrs={"step": "any", "min": 0}),
+                            widget=forms.NumberInput(
+                                attrs={"step": 1, "min": 1, "max": rules.MAX_INJECTION_WEEKS}
+                                if weeks
+                                else {"step": "any", "min": 0}
+                            ),
                         )
                     self.fields[name] = field
 

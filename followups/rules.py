@@ -82,6 +82,7 @@ STABLE_MONTHS = 3
 MAX_MONTHS = 3  # never more than 3 months: at least four follow-ups a year
 MISSES_BEFORE_LOST = 3  # three not_reached in a row (on separate days) make the patient lost
 MAX_MEDICATION_ROWS = 3
+MAX_INJECTION_WEEKS = 52  # a long-acting injection at most once a year
 
 # Alert deadlines (DOMAIN.md → Alerts).
 RISK_ACK_HOURS = 24  # unacknowledged risk alerts escalate to the county after 24 h
@@ -126,6 +127,7 @@ ERR_MEDICATION_ROWS = _("用药最多填写3种。")
 ERR_MEDICATION_DRUG = _("请填写药物名称。")
 ERR_MEDICATION_DOSE = _("请填写口服剂量（早、中、晚，毫克）或长效针剂（间隔周数和剂量）。")
 ERR_MEDICATION_NUMBER = _("剂量应为不小于0的数字。")
+ERR_INJECTION_INTERVAL = _("长效针剂的间隔应为1至52的整数周。")
 ERR_OVERRIDE_REASON = _("调整系统建议的分类时须填写原因。")
 ERR_DUE_BEFORE_VISIT = _("下次随访日期须晚于本次随访日期。")
 ERR_DUE_TOO_LATE = _("下次随访日期不能晚于%(latest)s（按本次分类的最迟日期）。")
@@ -196,6 +198,17 @@ class Assessment:
         )
 
 
+# The items the suggested classification reads (symptoms and the adverse
+# reaction may rightly be empty: none).
+CLASSIFICATION_NEEDS = ("risk_level", "insight", *SOCIAL_FUNCTION)
+
+
+def classification_missing(data: Mapping) -> list[str]:
+    """The items still empty that the suggestion needs (the live preview
+    shows none until they are filled: a half-filled form is no "stable")."""
+    return [k for k in CLASSIFICATION_NEEDS if data.get(k) is None or data.get(k) == ""]
+
+
 def suggest_classification(a: Assessment) -> str | None:
     """The classification DOMAIN.md suggests for one completed visit.
 
@@ -239,9 +252,10 @@ def next_due_date(
     """The latest next due date the rules allow (DOMAIN.md → Next due date).
 
     unstable: 14 days; basically stable: 14 days the first time, 1 month when
-    the previous completed visit, within the last month, was also basically
-    stable (the recheck did not settle it); stable: 3 months; never more
-    than 3 months after the visit.
+    the previous completed visit, on an earlier day within the last month,
+    was also basically stable (the recheck did not settle it; two visits on
+    the same day are one assessment, not a recheck); stable: 3 months;
+    never more than 3 months after the visit.
     """
     if classification == UNSTABLE:
         due = visit_date + SHORT_INTERVAL
@@ -251,7 +265,7 @@ def next_due_date(
             and previous_completed.classification == BASICALLY_STABLE
             and add_months(visit_date, -RECHECK_MONTHS)
             <= previous_completed.visit_date
-            <= visit_date
+            < visit_date
         )
         due = add_months(visit_date, RECHECK_MONTHS) if rechecked else visit_date + SHORT_INTERVAL
     elif classification == STABLE:
@@ -356,16 +370,23 @@ def transition(*, status: str, outcome: str, misses: int = 0) -> Transition:
     one (``consecutive_misses``).
     ``deceased`` ends management; ``lost`` (or three misses in a row) makes
     an active patient lost; a ``completed`` visit reactivates a lost one.
+
+    A ``refused`` patient (不同意参加管理: on the register, not visited;
+    DOMAIN.md → Patients) who is seen after all — a ``completed`` visit —
+    now takes part in management and becomes ``active``. "Lost" (失访) is a
+    patient under management who can no longer be followed: a refused
+    patient was never followed, so a ``lost`` outcome (like a miss) is kept
+    on the form but leaves them ``refused`` and alerts nobody.
     """
     if outcome == DECEASED:
         return Transition(STATUS_DECEASED, ends_management=True)
     if outcome == LOST:
-        return Transition(STATUS_LOST if status != STATUS_LOST else None)
+        return Transition(STATUS_LOST if status == ACTIVE else None)
     if outcome == NOT_REACHED:
         if status == ACTIVE and misses >= MISSES_BEFORE_LOST:
             return Transition(STATUS_LOST, lost_reason="unreachable_3x")
         return Transition(None)
-    if outcome == COMPLETED and status == STATUS_LOST:
+    if outcome == COMPLETED and status in (STATUS_LOST, REFUSED):
         return Transition(ACTIVE)
     return Transition(None)
 
@@ -506,7 +527,8 @@ def _check_clinical(data: Mapping, err, visit: date | None, birth_date: date | N
 
 def medication_rows_error(rows: Sequence) -> object | None:
     """Up to 3 rows; each names a drug and an oral (morning/noon/evening mg)
-    or long-acting injection (every N weeks, mg) regimen."""
+    or long-acting injection (every N weeks, N a whole number 1–52; mg)
+    regimen. The page and the API refuse exactly this."""
     if len(rows) > MAX_MEDICATION_ROWS:
         return ERR_MEDICATION_ROWS
     for row in rows:
@@ -516,6 +538,10 @@ def medication_rows_error(rows: Sequence) -> object | None:
         for value in doses.values():
             if _decimal_or_none(value) is None or _decimal_or_none(value) < 0:
                 return ERR_MEDICATION_NUMBER
+        if "injection_interval_weeks" in doses:
+            weeks = _decimal_or_none(doses["injection_interval_weeks"])
+            if weeks != weeks.to_integral_value() or not 1 <= weeks <= MAX_INJECTION_WEEKS:
+                return ERR_INJECTION_INTERVAL
         oral = any(k in doses for k in ("morning_mg", "noon_mg", "evening_mg"))
         injection = "injection_interval_weeks" in doses and "injection_mg" in doses
         if not (oral or injection):

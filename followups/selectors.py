@@ -86,10 +86,11 @@ def followups_for_patient(*, user, patient: Patient, limit: int | None = None) -
 
 
 def previous_completed_visit(patient_id, visit_date: date, *, exclude=None):
-    """The completed visit on or before ``visit_date`` (for the recheck rule),
-    as ``rules.PreviousVisit``, or None. The patient is already in scope."""
+    """The latest completed visit on a day before ``visit_date`` (for the
+    recheck rule: a visit the same day is no recheck), as
+    ``rules.PreviousVisit``, or None. The patient is already in scope."""
     qs = FollowUp.objects.filter(
-        patient_id=patient_id, outcome=Outcome.COMPLETED, visit_date__lte=visit_date
+        patient_id=patient_id, outcome=Outcome.COMPLETED, visit_date__lt=visit_date
     )
     if exclude is not None:
         qs = qs.exclude(pk=exclude)

@@ -206,21 +206,31 @@ def followup_create(request, patient_id):
 
 
 def _suggestion(form: FollowUpForm, patient: Patient, *, exclude=None) -> dict:
-    """What the rules say about the form as filled so far (no saving)."""
+    """What the rules say about the form as filled so far (no saving): no
+    suggestion until the items the classification reads are filled (it says
+    which are missing), and no due date from a visit date the form refuses."""
     data = form.partial_values()
-    visit = data.get("visit_date") or timezone.localdate()
+    today = timezone.localdate()
+    visit = data.get("visit_date") or today
     outcome = data.get("outcome") or Outcome.COMPLETED
     out: dict = {"outcome": outcome, "visit_date": visit}
+    if visit > today:
+        out["visit_error"] = rules.ERR_FUTURE_VISIT
+    elif early := rules.too_early("visit_date", visit, patient.birth_date):
+        out["visit_error"] = early
+    if "visit_error" in out:
+        return out
     if outcome == Outcome.NOT_REACHED:
         out["keeps_due"] = patient.next_followup_due
         return out
     if outcome != Outcome.COMPLETED:
         return out
+    missing = rules.classification_missing(data)
+    if missing:
+        out["missing"] = "、".join(str(form.fields[k].label) for k in missing)
+        return out
     assessment = rules.Assessment.from_data(data)
     suggested = rules.suggest_classification(assessment)
-    if suggested is None:
-        out["needs_risk"] = True
-        return out
     final = data.get("classification") or suggested
     previous = previous_completed_visit(patient.pk, visit, exclude=exclude)
     latest = rules.next_due_date(visit, final, previous_completed=previous)

@@ -174,6 +174,15 @@ def test_dates_before_the_patients_birth_are_400_naming_the_field(world):
     assert r.status_code == 201
 
 
+@pytest.mark.parametrize("weeks", [0, 1.5, 53])
+def test_an_injection_interval_the_page_refuses_is_400(world, patients, weeks):
+    meds = [{"drug": "棕榈酸帕利哌酮", "injection_interval_weeks": weeks, "injection_mg": 150}]
+    r = api(world.users.doctor_a).post(
+        FOLLOWUPS, payload(patients.pA1, medications=meds), format="json"
+    )
+    assert r.status_code == 400 and "medications" in r.json()
+
+
 def test_idempotency_key_header_returns_the_first_row(world, patients):
     client = api(world.users.doctor_a)
     key = str(uuid.uuid4())

@@ -70,6 +70,19 @@ def test_calm_visit_is_stable():
     assert suggest_classification(calm()) == STABLE
 
 
+def test_the_suggestion_waits_for_the_items_it_reads():
+    assert rules.classification_missing({"risk_level": 0}) == [
+        "insight",
+        "self_care",
+        "housework",
+        "work",
+        "learning",
+        "social",
+    ]
+    full = {"risk_level": 0, "insight": "complete", **dict.fromkeys(rules.SOCIAL_FUNCTION, "good")}
+    assert rules.classification_missing(full) == []
+
+
 def test_no_suggestion_without_risk_level():
     assert suggest_classification(calm(risk_level=None)) is None
 
@@ -105,6 +118,14 @@ def test_basically_stable_after_an_old_visit_is_first_time_again():
     assert next_due_date(date(2026, 3, 15), BASICALLY_STABLE, previous_completed=prev) == date(
         2026, 3, 29
     )
+
+
+def test_a_basically_stable_visit_the_same_day_is_no_recheck():
+    visit = date(2026, 3, 10)
+    prev = PreviousVisit(visit, BASICALLY_STABLE)
+    assert next_due_date(visit, BASICALLY_STABLE, previous_completed=prev) == date(2026, 3, 24)
+    prev = PreviousVisit(visit - timedelta(days=1), BASICALLY_STABLE)
+    assert next_due_date(visit, BASICALLY_STABLE, previous_completed=prev) == date(2026, 4, 10)
 
 
 def test_basically_stable_after_unstable_is_first_time():
@@ -179,6 +200,26 @@ def test_completed_visit_reactivates_a_lost_patient():
 
 def test_lost_outcome_makes_patient_lost():
     assert rules.transition(status="active", outcome="lost").status == "lost"
+
+
+def test_a_refused_patient_seen_after_all_becomes_active_and_is_never_made_lost():
+    assert rules.transition(status="refused", outcome="completed").status == "active"
+    assert rules.transition(status="refused", outcome="lost").status is None
+    assert rules.transition(status="refused", outcome="not_reached", misses=5).status is None
+    assert rules.transition(status="refused", outcome="deceased").status == "deceased"
+
+
+@given(
+    status=st.sampled_from(rules.RECORDABLE_STATUSES),
+    outcome=st.sampled_from(rules.OUTCOMES),
+    misses=st.integers(0, 5),
+)
+def test_only_a_patient_under_management_becomes_lost(status, outcome, misses):
+    t = rules.transition(status=status, outcome=outcome, misses=misses)
+    if t.status == "lost":
+        assert status == "active"
+    if outcome == "completed":
+        assert (t.status or status) == "active"
 
 
 def test_only_registered_patients_get_follow_ups():
@@ -280,6 +321,13 @@ def test_medication_rows():
     assert rules.medication_rows_error(inj) is None
     assert rules.medication_rows_error([{"drug": "利培酮"}]) == rules.ERR_MEDICATION_DOSE
     assert rules.medication_rows_error(ok * 4) == rules.ERR_MEDICATION_ROWS
+    for weeks in (0, "0", "1.5", 53, -2):
+        row = [{"drug": "棕榈酸帕利哌酮", "injection_interval_weeks": weeks, "injection_mg": 150}]
+        expected = rules.ERR_MEDICATION_NUMBER if weeks == -2 else rules.ERR_INJECTION_INTERVAL
+        assert rules.medication_rows_error(row) == expected, weeks
+    for weeks in (1, "4", "4.0", 52):
+        row = [{"drug": "棕榈酸帕利哌酮", "injection_interval_weeks": weeks, "injection_mg": 150}]
+        assert rules.medication_rows_error(row) is None, weeks
     assert rules.normalise_medication_rows([{"drug": "", "morning_mg": ""}]) == []
     assert rules.normalise_medication_rows([{"drug": " 奥氮平 ", "evening_mg": "10.0"}]) == [
         {"drug": "奥氮平", "evening_mg": "10"}

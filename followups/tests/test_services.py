@@ -232,6 +232,24 @@ def test_completed_visit_reactivates_a_lost_patient_and_closes_its_lost_alert(wo
     assert set(alert.recipients.values_list("status", flat=True)) == {"resolved"}
 
 
+def test_a_refused_patient_stays_refused_when_lost_and_becomes_active_when_seen(world, patients):
+    doc, p = world.users.doctor_a, patients.pA1
+    Patient.objects.filter(pk=p.pk).update(status="refused")
+    record(by=doc, patient=p, days_ago=5, outcome="lost", lost_reason="out_for_work")
+    assert fresh(p).status == "refused"
+    assert not Alert.objects.filter(kind="lost").exists()
+    record(by=doc, patient=p, days_ago=1, risk_level=1)
+    assert fresh(p).status == "active"
+
+
+def test_two_basically_stable_visits_the_same_day_are_no_recheck(world, patients):
+    doc, p = world.users.doctor_a, patients.pA1
+    record(by=doc, patient=p, days_ago=3, risk_level=1)
+    again = record(by=doc, patient=p, days_ago=3, risk_level=2)
+    assert again.classification == "basically_stable"
+    assert again.next_due_date == again.visit_date + timedelta(days=14)
+
+
 def test_deceased_ends_management(world, patients):
     doc, p = world.users.doctor_a, patients.pA1
     record(by=doc, patient=p, days_ago=20)

@@ -137,9 +137,46 @@ def test_live_suggestion_follows_the_fields(world, patients):
     calm = c.post(url, form_post(), **headers).content.decode()
     assert 'data-code="stable"' in calm
     missing = c.post(url, form_post(risk_level=""), **headers).content.decode()
-    assert "请先选择危险性评估" in missing
+    assert "系统建议分类还需填写：危险性评估" in missing
     missed = c.post(url, form_post(outcome="not_reached"), **headers).content.decode()
     assert "下次随访日期不变" in missed
+
+
+def test_live_suggestion_waits_for_the_items_and_refuses_a_future_date(world, patients):
+    c = client_for(world.users.doctor_a)
+    url = f"/followups/new/{patients.pA1.pk}/suggest/"
+    headers = {"HTTP_HX_REQUEST": "true"}
+    only_risk = {
+        "visit_date": timezone.localdate().isoformat(),
+        "mode": "home",
+        "outcome": "completed",
+        "risk_level": "0",
+    }
+    body = c.post(url, only_risk, **headers).content.decode()
+    assert 'id="suggested-classification"' not in body and "稳定" not in body
+    assert "系统建议分类还需填写：自知力、个人生活料理、家务劳动" in body
+    tomorrow = timezone.localdate() + timedelta(days=1)
+    body = c.post(url, form_post(visit_date=tomorrow.isoformat()), **headers).content.decode()
+    assert "随访日期不能晚于今天。" in body
+    assert 'id="suggested-due"' not in body
+    assert (tomorrow + timedelta(days=14)).isoformat() not in body
+
+
+def test_the_page_refuses_an_injection_interval_the_api_refuses(world, patients):
+    from followups import rules
+
+    c = client_for(world.users.doctor_a)
+    for weeks in ("0", "1.5", "53"):
+        data = form_post(
+            med_0_drug="棕榈酸帕利哌酮",
+            med_0_evening_mg="",
+            med_0_injection_interval_weeks=weeks,
+            med_0_injection_mg="150",
+        )
+        r = c.post(f"/followups/new/{patients.pA1.pk}/", data)
+        assert r.status_code == 200, weeks
+        assert r.context["form"].errors["med_0_drug"] == [rules.ERR_INJECTION_INTERVAL]
+    assert not FollowUp.objects.exists()
 
 
 @pytest.mark.parametrize("persona, status", [("police_a", 403), ("civil", 403), ("doctor_b", 404)])
