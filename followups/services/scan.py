@@ -221,7 +221,19 @@ def escalate(*, today: date | None = None) -> int:
     return added
 
 
-def followup_scan(*, today: date | None = None) -> dict:
+def scan_lock_waiters() -> int:
+    """Sessions of this database waiting for the scan lock (``SCAN_LOCK``)."""
+    with connection.cursor() as cur:
+        cur.execute(
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted "
+            "AND database = (SELECT oid FROM pg_database WHERE datname = current_database()) "
+            "AND classid::bigint = %s AND objid::bigint = %s AND objsubid = 1",
+            [SCAN_LOCK >> 32, SCAN_LOCK & 0xFFFFFFFF],
+        )
+        return cur.fetchone()[0]
+
+
+def followup_scan(*, today: date | None = None, on_locked=None) -> dict:
     """One daily scan in one transaction; returns its counts.
 
     Overdue (active, next due date passed) and lost patients get their alert
@@ -230,7 +242,8 @@ def followup_scan(*, today: date | None = None) -> dict:
     is no longer lost, risk alerts whose patient's latest risk is below the
     threshold, and every alert of a patient no longer registered (dead,
     moved out, removed) are closed. Notifications go through the outbox on
-    commit.
+    commit. ``on_locked`` is called inside the transaction as soon as the
+    scan holds its lock (the task records abandoned runs there).
     """
     from core.outbox import outbox_put
 
@@ -239,6 +252,8 @@ def followup_scan(*, today: date | None = None) -> dict:
     with transaction.atomic(), connection.cursor() as cur:
         cur.execute("SELECT pg_advisory_xact_lock(%s), now()", [SCAN_LOCK])
         started = cur.fetchone()[1]
+        if on_locked is not None:
+            on_locked()
         for kind, sql in (("overdue", OVERDUE_SQL), ("lost", LOST_SQL)):
             kinds, county_kinds = _recipient_kinds(kind)
             params = {**_params(today), "kind": kind, "kinds": kinds, "county_kinds": county_kinds}
