@@ -205,8 +205,15 @@ CLASSIFICATION_NEEDS = ("risk_level", "insight", *SOCIAL_FUNCTION)
 
 def classification_missing(data: Mapping) -> list[str]:
     """The items still empty that the suggestion needs (the live preview
-    shows none until they are filled: a half-filled form is no "stable")."""
-    return [k for k in CLASSIFICATION_NEEDS if data.get(k) is None or data.get(k) == ""]
+    shows none until they are filled: a half-filled form is no "stable").
+    None are missing once the risk level is known and the items filled so
+    far already make the visit ``unstable``: the rest cannot change that."""
+    missing = [k for k in CLASSIFICATION_NEEDS if data.get(k) is None or data.get(k) == ""]
+    decided = (
+        "risk_level" not in missing
+        and suggest_classification(Assessment.from_data(data)) == UNSTABLE
+    )
+    return [] if decided else missing
 
 
 def suggest_classification(a: Assessment) -> str | None:

@@ -81,6 +81,16 @@ def test_the_suggestion_waits_for_the_items_it_reads():
     ]
     full = {"risk_level": 0, "insight": "complete", **dict.fromkeys(rules.SOCIAL_FUNCTION, "good")}
     assert rules.classification_missing(full) == []
+    # what is filled already makes the visit unstable: nothing can change it
+    assert rules.classification_missing({"risk_level": 3}) == []
+    assert rules.classification_missing({"risk_level": 0, "insight": "absent"}) == []
+    assert rules.classification_missing({"risk_level": 2, "insight": "partial"}) == [
+        "self_care",
+        "housework",
+        "work",
+        "learning",
+        "social",
+    ]
 
 
 def test_no_suggestion_without_risk_level():
@@ -410,3 +420,20 @@ def test_misses_count_the_days_missed_since_the_last_contact(history):
     later = date(2026, 2, 1)
     assert rules.consecutive_misses([*history, (later, "completed")]) == 0
     assert rules.consecutive_misses([*history, (later, "not_reached")]) == n + 1
+
+
+@given(a=assessments, blanks=st.sets(st.sampled_from(rules.CLASSIFICATION_NEEDS[1:])))
+def test_a_suggestion_shown_on_a_half_filled_form_is_final(a, blanks):
+    full = {
+        "risk_level": a.risk_level,
+        "insight": a.insight,
+        "symptoms": a.symptoms,
+        "adverse_reaction": a.adverse_reaction,
+        "adverse_reaction_serious": a.adverse_reaction_serious,
+        **dict(zip(rules.SOCIAL_FUNCTION, a.social_function, strict=True)),
+    }
+    partial = {k: ("" if k in blanks else v) for k, v in full.items()}
+    if not rules.classification_missing(partial):
+        # whatever the blanks turn out to be, the suggestion stays the same
+        shown = suggest_classification(Assessment.from_data(partial))
+        assert shown == suggest_classification(Assessment.from_data(full))
