@@ -1193,6 +1193,7 @@ def generate_township(task: TownshipTask) -> TownshipRows:
             )
 
         regimen = regimens[int(r() * len(regimens))]
+        high_before = False  # one risk alert per run of high-risk visits
         for v in sim.visits:
             fid = new_id()
             day = v.visit_date.isoformat()
@@ -1224,7 +1225,8 @@ def generate_township(task: TownshipTask) -> TownshipRows:
             fu["created_at"] = f"{day} {9 + int(r() * 9):02d}:{int(r() * 60):02d}:00{TZ}"
             out_followup.append(fmt["followup"] % fu)
 
-            if v.clinical is not None and v.clinical.risk >= HIGH_RISK:
+            high = v.clinical.risk >= HIGH_RISK if v.clinical is not None else high_before
+            if high and not high_before:
                 raised = f"{day} 18:20:00{TZ}"
                 state, ack, res = handled(v.visit_date)
                 aid = alert(
@@ -1242,6 +1244,7 @@ def generate_township(task: TownshipTask) -> TownshipRows:
                     recipient(aid, org_id, state, raised, ack, res)
                 if state != "resolved" and r() < 0.1:  # not acknowledged within 24 h
                     recipient(aid, bureau, "open", raised, escalated="t")
+            high_before = high
             if v.late_due is not None:
                 # the daily scan raised an overdue alert; this visit closed it
                 raised = ts(v.late_due + timedelta(days=1), 120)

@@ -24,6 +24,7 @@ from itertools import accumulate
 UNSTABLE, BASICALLY_STABLE, STABLE = "unstable", "basically_stable", "stable"
 HIGH_RISK = 3
 WINDOW_DAYS = 730  # two years of history
+FIRST_FOLLOWUP_DAYS = 14  # registration → first due date (settings.FIRST_FOLLOWUP_DAYS)
 
 SYMPTOMS = (
     "hallucination",
@@ -233,8 +234,9 @@ def simulate(rng, *, today: date, registered_on: date, status: str, overdue: boo
         ending, status_changed = status, end
     elif status == "active" and overdue:
         end = today - timedelta(days=15 + int(r() * 106))
+    first_due = registered_on + timedelta(days=FIRST_FOLLOWUP_DAYS)  # as registration sets it
     if status == "refused":  # on the register, not visited
-        return Outcome(status=status, status_changed=None, visits=[])
+        return Outcome(status=status, status_changed=None, visits=[], next_followup_due=first_due)
     # three misses in a row (unreachable_3x) or a ``lost`` visit end a lost history
     lost_by_misses = ending == "lost" and r() < 0.3
     loop_end = end - timedelta(days=30 if lost_by_misses else 1) if ending else end
@@ -322,6 +324,8 @@ def simulate(rng, *, today: date, registered_on: date, status: str, overdue: boo
         )
     out = Outcome(status=status, status_changed=status_changed, visits=visits)
     _apply_latest(out)
+    if out.last_followup_date is None and status in ("active", "lost"):
+        out.next_followup_due = first_due  # never visited: due from registration
     return out
 
 

@@ -50,16 +50,14 @@ def task_run(job: str, key: str = ""):
 
 
 def abandon_stale_runs(job: str, *, current_id: int) -> int:
-    """Mark the job's other runs still "running" as failed: the caller holds
-    the job's lock, so they belong to workers that died mid-task."""
-    return (
-        TaskRun.objects.filter(job=job, status=TaskRun.Status.RUNNING)
-        .exclude(pk=current_id)
-        .update(
-            status=TaskRun.Status.FAILED,
-            finished_at=timezone.now(),
-            errors=["abandoned: the worker stopped before finishing"],
-        )
+    """Mark the job's runs started before this one and still "running" as
+    failed. Call it holding the job's lock, when no other session waits for
+    it: those runs then belong to workers that died mid-task. A run started
+    after this one may be alive, waiting for the lock: it is left alone."""
+    return TaskRun.objects.filter(job=job, status=TaskRun.Status.RUNNING, pk__lt=current_id).update(
+        status=TaskRun.Status.FAILED,
+        finished_at=timezone.now(),
+        errors=["abandoned: the worker stopped before finishing"],
     )
 
 

@@ -130,10 +130,14 @@ class FollowUpForm(forms.Form):
     # a double-click or a retried POST saves one visit, not two
     idempotency_key = forms.UUIDField(required=False, widget=forms.HiddenInput)
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args, birth_date=None, **kwargs):
         super().__init__(*args, **kwargs)
+        self.birth_date = birth_date  # no date on the form may lie before it
         today = timezone.localdate().isoformat()
         self.fields["visit_date"].widget.attrs["max"] = today
+        floor = max(birth_date or rules.EARLIEST_DATE, rules.EARLIEST_DATE).isoformat()
+        for name in ("visit_date", "death_date", "last_discharge_date"):
+            self.fields[name].widget.attrs["min"] = floor
         for key, label in DANGEROUS_BEHAVIOURS.items():
             self.fields[f"db_{key}"] = forms.IntegerField(
                 label=label,
@@ -149,13 +153,20 @@ class FollowUpForm(forms.Form):
                     if key == "drug":
                         field = forms.CharField(label=label, max_length=60, required=False)
                     else:
+                        # the rules refuse what is not a dose (an injection
+                        # interval of 0 or 1.5 weeks too: rules.medication_rows_error)
+                        weeks = key == "injection_interval_weeks"
                         field = forms.DecimalField(
                             label=label,
                             min_value=0,
                             max_digits=8,
                             decimal_places=2,
                             required=False,
-                            widget=forms.NumberInput(attrs={"step": "any", "min": 0}),
+                            widget=forms.NumberInput(
+                                attrs={"step": 1, "min": 1, "max": rules.MAX_INJECTION_WEEKS}
+                                if weeks
+                                else {"step": "any", "min": 0}
+                            ),
                         )
                     self.fields[name] = field
 
@@ -243,7 +254,8 @@ class FollowUpForm(forms.Form):
         if self.errors:
             return cleaned
         data = self.values(cleaned)
-        for field, message in rules.validate(data, today=timezone.localdate()).items():
+        errors = rules.validate(data, today=timezone.localdate(), birth_date=self.birth_date)
+        for field, message in errors.items():
             self._add(field, message)
         return cleaned
 

@@ -80,8 +80,9 @@ SHORT_INTERVAL = timedelta(days=14)  # unstable; basically stable, first time
 RECHECK_MONTHS = 1  # basically stable again after the 14-day recheck
 STABLE_MONTHS = 3
 MAX_MONTHS = 3  # never more than 3 months: at least four follow-ups a year
-MISSES_BEFORE_LOST = 3  # three not_reached in a row make the patient lost
+MISSES_BEFORE_LOST = 3  # three not_reached in a row (on separate days) make the patient lost
 MAX_MEDICATION_ROWS = 3
+MAX_INJECTION_WEEKS = 52  # a long-acting injection at most once a year
 
 # Alert deadlines (DOMAIN.md → Alerts).
 RISK_ACK_HOURS = 24  # unacknowledged risk alerts escalate to the county after 24 h
@@ -126,10 +127,25 @@ ERR_MEDICATION_ROWS = _("用药最多填写3种。")
 ERR_MEDICATION_DRUG = _("请填写药物名称。")
 ERR_MEDICATION_DOSE = _("请填写口服剂量（早、中、晚，毫克）或长效针剂（间隔周数和剂量）。")
 ERR_MEDICATION_NUMBER = _("剂量应为不小于0的数字。")
+ERR_INJECTION_INTERVAL = _("长效针剂的间隔应为1至52的整数周。")
 ERR_OVERRIDE_REASON = _("调整系统建议的分类时须填写原因。")
 ERR_DUE_BEFORE_VISIT = _("下次随访日期须晚于本次随访日期。")
 ERR_DUE_TOO_LATE = _("下次随访日期不能晚于%(latest)s（按本次分类的最迟日期）。")
 ERR_NOT_REGISTERED = _("该患者已不在册（死亡、迁出或注销），不能再记录随访。")
+# Back-dated paper forms are welcome, but no date on the form can lie before
+# the patient's birth, nor before the system's floor (a typo such as 1900).
+# A visit before registration is allowed: the paper form may be older.
+EARLIEST_DATE = date(1950, 1, 1)
+ERR_BEFORE_BIRTH = {
+    "visit_date": _("随访日期不能早于患者的出生日期（%(birth)s）。"),
+    "death_date": _("死亡日期不能早于患者的出生日期（%(birth)s）。"),
+    "last_discharge_date": _("末次出院时间不能早于患者的出生日期（%(birth)s）。"),
+}
+ERR_TOO_EARLY = {
+    "visit_date": _("随访日期不能早于%(floor)s。"),
+    "death_date": _("死亡日期不能早于%(floor)s。"),
+    "last_discharge_date": _("末次出院时间不能早于%(floor)s。"),
+}
 
 
 class RuleError(ValueError):
@@ -182,6 +198,24 @@ class Assessment:
         )
 
 
+# The items the suggested classification reads (symptoms and the adverse
+# reaction may rightly be empty: none).
+CLASSIFICATION_NEEDS = ("risk_level", "insight", *SOCIAL_FUNCTION)
+
+
+def classification_missing(data: Mapping) -> list[str]:
+    """The items still empty that the suggestion needs (the live preview
+    shows none until they are filled: a half-filled form is no "stable").
+    None are missing once the risk level is known and the items filled so
+    far already make the visit ``unstable``: the rest cannot change that."""
+    missing = [k for k in CLASSIFICATION_NEEDS if data.get(k) is None or data.get(k) == ""]
+    decided = (
+        "risk_level" not in missing
+        and suggest_classification(Assessment.from_data(data)) == UNSTABLE
+    )
+    return [] if decided else missing
+
+
 def suggest_classification(a: Assessment) -> str | None:
     """The classification DOMAIN.md suggests for one completed visit.
 
@@ -225,9 +259,10 @@ def next_due_date(
     """The latest next due date the rules allow (DOMAIN.md → Next due date).
 
     unstable: 14 days; basically stable: 14 days the first time, 1 month when
-    the previous completed visit, within the last month, was also basically
-    stable (the recheck did not settle it); stable: 3 months; never more
-    than 3 months after the visit.
+    the previous completed visit, on an earlier day within the last month,
+    was also basically stable (the recheck did not settle it; two visits on
+    the same day are one assessment, not a recheck); stable: 3 months;
+    never more than 3 months after the visit.
     """
     if classification == UNSTABLE:
         due = visit_date + SHORT_INTERVAL
@@ -237,7 +272,7 @@ def next_due_date(
             and previous_completed.classification == BASICALLY_STABLE
             and add_months(visit_date, -RECHECK_MONTHS)
             <= previous_completed.visit_date
-            <= visit_date
+            < visit_date
         )
         due = add_months(visit_date, RECHECK_MONTHS) if rechecked else visit_date + SHORT_INTERVAL
     elif classification == STABLE:
@@ -300,14 +335,30 @@ def decide(
 # ---------------------------------------------------------------- outcomes and status
 
 
-def consecutive_misses(outcomes_newest_first: Iterable[str]) -> int:
-    """How many ``not_reached`` attempts lead the history (newest first)."""
-    n = 0
-    for outcome in outcomes_newest_first:
-        if outcome != NOT_REACHED:
-            break
-        n += 1
-    return n
+def consecutive_misses(attempts: Iterable[tuple[date, str]]) -> int:
+    """Misses in a row toward "three ``not_reached`` make the patient lost"
+    (DOMAIN.md → Next due date), counted as calendar days.
+
+    ``attempts`` are ``(visit_date, outcome)`` pairs of the patient's
+    follow-ups, in any order. The count is the number of distinct days with
+    a ``not_reached`` attempt after the last day on which anything else was
+    recorded (a visit, a lost or a deceased outcome). DOMAIN.md counts
+    attempts ("three not_reached in a row"); we count at most one per day,
+    because the national form's "not reached" (未访到) describes a follow-up
+    round in which the patient could not be reached (DOMAIN-SOURCES §1.6):
+    three calls in one morning, or a double click, are one failed round,
+    not three, and must not turn a patient lost and alert the police. A day
+    on which the patient was also reached is not a missed day.
+    """
+    attempts = list(attempts)
+    reached = max((day for day, outcome in attempts if outcome != NOT_REACHED), default=None)
+    return len(
+        {
+            day
+            for day, outcome in attempts
+            if outcome == NOT_REACHED and (reached is None or day > reached)
+        }
+    )
 
 
 @dataclass(frozen=True)
@@ -322,19 +373,27 @@ class Transition:
 def transition(*, status: str, outcome: str, misses: int = 0) -> Transition:
     """The patient's status after a follow-up that is the newest on record.
 
-    ``misses`` counts consecutive ``not_reached`` including this one.
+    ``misses`` counts the days of consecutive ``not_reached`` including this
+    one (``consecutive_misses``).
     ``deceased`` ends management; ``lost`` (or three misses in a row) makes
     an active patient lost; a ``completed`` visit reactivates a lost one.
+
+    A ``refused`` patient (不同意参加管理: on the register, not visited;
+    DOMAIN.md → Patients) who is seen after all — a ``completed`` visit —
+    now takes part in management and becomes ``active``. "Lost" (失访) is a
+    patient under management who can no longer be followed: a refused
+    patient was never followed, so a ``lost`` outcome (like a miss) is kept
+    on the form but leaves them ``refused`` and alerts nobody.
     """
     if outcome == DECEASED:
         return Transition(STATUS_DECEASED, ends_management=True)
     if outcome == LOST:
-        return Transition(STATUS_LOST if status != STATUS_LOST else None)
+        return Transition(STATUS_LOST if status == ACTIVE else None)
     if outcome == NOT_REACHED:
         if status == ACTIVE and misses >= MISSES_BEFORE_LOST:
             return Transition(STATUS_LOST, lost_reason="unreachable_3x")
         return Transition(None)
-    if outcome == COMPLETED and status == STATUS_LOST:
+    if outcome == COMPLETED and status in (STATUS_LOST, REFUSED):
         return Transition(ACTIVE)
     return Transition(None)
 
@@ -346,13 +405,24 @@ def can_record(status: str) -> bool:
 # ---------------------------------------------------------------- validation
 
 
-def validate(data: Mapping, *, today: date) -> dict[str, object]:
+def too_early(field: str, value: date, birth_date: date | None = None):
+    """The refusal of a date on the form that lies before the patient's
+    birth or before ``EARLIEST_DATE``, naming the field; None when it is fine."""
+    if birth_date is not None and birth_date >= EARLIEST_DATE and value < birth_date:
+        return ERR_BEFORE_BIRTH[field] % {"birth": birth_date.isoformat()}
+    if value < EARLIEST_DATE:
+        return ERR_TOO_EARLY[field] % {"floor": EARLIEST_DATE.isoformat()}
+    return None
+
+
+def validate(data: Mapping, *, today: date, birth_date: date | None = None) -> dict[str, object]:
     """All refusals of one follow-up form, by field (empty when valid).
 
     ``data`` holds cleaned Python values (dates as ``date``). What each
     outcome requires (DOMAIN.md): ``completed`` the clinical fields,
     ``not_reached`` only date and mode, ``lost`` a reason, ``deceased``
-    date and cause.
+    date and cause. No date may be in the future, nor before the patient's
+    ``birth_date`` (when given) or ``EARLIEST_DATE``.
     """
     errors: dict[str, object] = {}
 
@@ -364,6 +434,8 @@ def validate(data: Mapping, *, today: date) -> dict[str, object]:
         err("visit_date", ERR_REQUIRED)
     elif visit > today:
         err("visit_date", ERR_FUTURE_VISIT)
+    elif early := too_early("visit_date", visit, birth_date):
+        err("visit_date", early)
     if data.get("mode") not in MODES:
         err("mode", ERR_REQUIRED if not data.get("mode") else ERR_CHOICE)
     outcome = data.get("outcome") or COMPLETED
@@ -381,7 +453,7 @@ def validate(data: Mapping, *, today: date) -> dict[str, object]:
             r = _int_or_none(risk)
             if r is None or not 0 <= r <= MAX_RISK:
                 err("risk_level", ERR_RISK_RANGE)
-        _check_clinical(data, err, visit)
+        _check_clinical(data, err, visit, birth_date)
     elif outcome == LOST:
         if data.get("lost_reason") not in LOST_REASONS:
             err("lost_reason", ERR_LOST_REASON)
@@ -391,6 +463,8 @@ def validate(data: Mapping, *, today: date) -> dict[str, object]:
             err("death_date", ERR_DEATH_DATE)
         elif visit and death > visit:
             err("death_date", ERR_DEATH_FUTURE)
+        elif early := too_early("death_date", death, birth_date):
+            err("death_date", early)
         cause = data.get("death_cause")
         if cause not in DEATH_CAUSES:
             err("death_cause", ERR_DEATH_CAUSE)
@@ -427,7 +501,7 @@ def _check_choices(data: Mapping, err) -> None:
             err(key, ERR_CHOICE)
 
 
-def _check_clinical(data: Mapping, err, visit: date | None) -> None:
+def _check_clinical(data: Mapping, err, visit: date | None, birth_date: date | None) -> None:
     symptoms = data.get("symptoms") or ()
     if "other" in symptoms and not (data.get("symptoms_other") or "").strip():
         err("symptoms_other", ERR_SYMPTOMS_OTHER)
@@ -436,12 +510,13 @@ def _check_clinical(data: Mapping, err, visit: date | None) -> None:
         and not (data.get("rehab_measures_other") or "").strip()
     ):
         err("rehab_measures_other", ERR_REHAB_OTHER)
-    if data.get("hospitalization") == "past":
-        discharge = data.get("last_discharge_date")
-        if not discharge:
-            err("last_discharge_date", ERR_DISCHARGE_DATE)
-        elif visit and discharge > visit:
-            err("last_discharge_date", ERR_DISCHARGE_FUTURE)
+    discharge = data.get("last_discharge_date")
+    if data.get("hospitalization") == "past" and not discharge:
+        err("last_discharge_date", ERR_DISCHARGE_DATE)
+    elif discharge and visit and discharge > visit:
+        err("last_discharge_date", ERR_DISCHARGE_FUTURE)
+    elif discharge and (early := too_early("last_discharge_date", discharge, birth_date)):
+        err("last_discharge_date", early)
     if data.get("adverse_reaction_serious") and not data.get("adverse_reaction"):
         err("adverse_reaction", ERR_SERIOUS_WITHOUT_REACTION)
     if data.get("referral_suggested") and not (data.get("referral_reason") or "").strip():
@@ -459,7 +534,8 @@ def _check_clinical(data: Mapping, err, visit: date | None) -> None:
 
 def medication_rows_error(rows: Sequence) -> object | None:
     """Up to 3 rows; each names a drug and an oral (morning/noon/evening mg)
-    or long-acting injection (every N weeks, mg) regimen."""
+    or long-acting injection (every N weeks, N a whole number 1–52; mg)
+    regimen. The page and the API refuse exactly this."""
     if len(rows) > MAX_MEDICATION_ROWS:
         return ERR_MEDICATION_ROWS
     for row in rows:
@@ -469,6 +545,10 @@ def medication_rows_error(rows: Sequence) -> object | None:
         for value in doses.values():
             if _decimal_or_none(value) is None or _decimal_or_none(value) < 0:
                 return ERR_MEDICATION_NUMBER
+        if "injection_interval_weeks" in doses:
+            weeks = _decimal_or_none(doses["injection_interval_weeks"])
+            if weeks != weeks.to_integral_value() or not 1 <= weeks <= MAX_INJECTION_WEEKS:
+                return ERR_INJECTION_INTERVAL
         oral = any(k in doses for k in ("morning_mg", "noon_mg", "evening_mg"))
         injection = "injection_interval_weeks" in doses and "injection_mg" in doses
         if not (oral or injection):

@@ -29,6 +29,7 @@ from core import notify
 from followups import rules
 from followups.models import Alert, AlertRecipient, FollowUp
 from followups.services.alerts import lost_episode, overdue_episode
+from patients import rules as patient_rules
 from patients.models import Incident, Patient
 
 YEARS_BACK = 2
@@ -189,7 +190,8 @@ class Seeder:
             )
             if prev_due is not None and day > prev_due:
                 self._overdue_handled(p, prev_due, day, township, hc, doctor)
-            if risk >= settings.HIGH_RISK_MIN_LEVEL:
+            if risk >= settings.HIGH_RISK_MIN_LEVEL > risk_prev:
+                # one alert per run of high-risk visits (followups.services.alerts)
                 self._risk_alert(p, fu_id, day, risk, township)
             p["risk"] = risk  # the patient's latest risk, carried by later alerts
             last = {
@@ -217,13 +219,17 @@ class Seeder:
             changed = end
         if status == "active" and prev_due is not None and prev_due < self.today:
             self._overdue_open(p, prev_due, township, hc)
+        due = last["due"] if last else None
+        if last is None and status in ("active", "lost"):
+            # never visited yet: the first follow-up is due from registration
+            due = patient_rules.first_followup_due(p["registered_on"], settings.FIRST_FOLLOWUP_DAYS)
         self.out.patients.append(
             (
                 p["sid"],
                 last["risk"] if last else None,
                 last["cls"] if last else "",
                 last["day"] if last else None,
-                None if status == "deceased" else (last["due"] if last else None),
+                None if status == "deceased" else due,
                 bool(last and last["hospital"] and status == "active"),
                 self.at(changed, 10) if changed else None,
             )

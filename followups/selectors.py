@@ -14,9 +14,11 @@ from django.core.exceptions import ValidationError
 from django.db.models import (
     Case,
     Count,
+    Exists,
     F,
     IntegerField,
     OuterRef,
+    Q,
     QuerySet,
     Subquery,
     Value,
@@ -84,10 +86,11 @@ def followups_for_patient(*, user, patient: Patient, limit: int | None = None) -
 
 
 def previous_completed_visit(patient_id, visit_date: date, *, exclude=None):
-    """The completed visit on or before ``visit_date`` (for the recheck rule),
-    as ``rules.PreviousVisit``, or None. The patient is already in scope."""
+    """The latest completed visit on a day before ``visit_date`` (for the
+    recheck rule: a visit the same day is no recheck), as
+    ``rules.PreviousVisit``, or None. The patient is already in scope."""
     qs = FollowUp.objects.filter(
-        patient_id=patient_id, outcome=Outcome.COMPLETED, visit_date__lte=visit_date
+        patient_id=patient_id, outcome=Outcome.COMPLETED, visit_date__lt=visit_date
     )
     if exclude is not None:
         qs = qs.exclude(pk=exclude)
@@ -129,6 +132,54 @@ def open_alert_kinds(patient_id, kinds) -> set[str]:
     )
 
 
+def attempts_since_last_contact(patient_id) -> list[tuple[date, str]]:
+    """``(visit_date, outcome)`` of the patient's follow-ups from the day of
+    the newest one that was not a miss (all of them when every one was),
+    distinct: what ``rules.consecutive_misses`` needs. The patient is
+    already in scope."""
+    last_other = (
+        FollowUp.objects.filter(patient_id=patient_id)
+        .exclude(outcome=Outcome.NOT_REACHED)
+        .order_by("-visit_date")
+        .values("visit_date")[:1]
+    )
+    return list(
+        FollowUp.objects.filter(
+            patient_id=patient_id,
+            visit_date__gte=Coalesce(Subquery(last_other), Value(date.min)),
+        )
+        .order_by()
+        .values_list("visit_date", "outcome")
+        .distinct()
+    )
+
+
+def high_risk_run_start(followup: FollowUp, *, threshold: int):
+    """The id of the first visit of the run of consecutive completed
+    follow-ups with risk ≥ ``threshold`` that ends with ``followup`` (in
+    visit order: date, then time recorded); ``followup``'s own id when the
+    completed visit before it was below the threshold. The patient is
+    already in scope."""
+    completed = FollowUp.objects.filter(
+        patient_id=followup.patient_id, outcome=Outcome.COMPLETED
+    ).exclude(pk=followup.pk)
+    before = Q(visit_date__lt=followup.visit_date) | Q(
+        visit_date=followup.visit_date, created_at__lt=followup.created_at
+    )
+    low = (
+        completed.filter(before)
+        .filter(Q(risk_level__lt=threshold) | Q(risk_level__isnull=True))
+        .order_by("-visit_date", "-created_at")
+        .values_list("visit_date", "created_at")
+        .first()
+    )
+    run = completed.filter(before)
+    if low is not None:
+        run = run.filter(Q(visit_date__gt=low[0]) | Q(visit_date=low[0], created_at__gt=low[1]))
+    first = run.order_by("visit_date", "created_at").values_list("pk", flat=True).first()
+    return first or followup.pk
+
+
 def last_completed_followup(*, user, patient: Patient) -> FollowUp | None:
     return (
         followup_list_visible_to(user=user)
@@ -153,7 +204,8 @@ def overdue_count_for(user_or_region, today: date | None = None) -> int:
 
 
 def _misses_since_last_contact():
-    """Consecutive ``not_reached`` attempts after the newest other outcome."""
+    """Misses in a row after the newest other outcome, one per calendar day
+    (``rules.consecutive_misses``)."""
     last_other = (
         FollowUp.objects.filter(patient=OuterRef("patient_id"))
         .exclude(outcome=Outcome.NOT_REACHED)
@@ -162,10 +214,10 @@ def _misses_since_last_contact():
     )
     misses = (
         FollowUp.objects.filter(patient=OuterRef("pk"), outcome=Outcome.NOT_REACHED)
-        .filter(visit_date__gt=Coalesce(Subquery(last_other), Value(date(1900, 1, 1))))
+        .filter(visit_date__gt=Coalesce(Subquery(last_other), Value(date.min)))
         .order_by()
         .values("patient")
-        .annotate(n=Count("pk"))
+        .annotate(n=Count("visit_date", distinct=True))
         .values("n")
     )
     return Coalesce(Subquery(misses, output_field=IntegerField()), Value(0))
@@ -180,8 +232,8 @@ def overdue_list_for(
     today: date | None = None,
 ) -> QuerySet[Patient]:
     """The user's overdue patients, highest risk first, then most days
-    overdue; annotated with ``misses`` (attempts in a row that did not
-    reach the patient). Health only."""
+    overdue; annotated with ``misses`` (days in a row on which attempts did
+    not reach the patient) and ``missed_today``. Health only."""
     if fieldset_of(user) != HEALTH:
         return Patient.objects.none()
     today = today or timezone.localdate()
@@ -192,9 +244,12 @@ def overdue_list_for(
         qs = qs.filter(risk_level__gte=risk_min)
     if days_min:
         qs = qs.filter(next_followup_due__lte=today - timedelta(days=days_min))
+    missed_today = FollowUp.objects.filter(
+        patient=OuterRef("pk"), outcome=Outcome.NOT_REACHED, visit_date=today
+    )
     return (
         qs.select_related("region", "guardian")
-        .annotate(misses=_misses_since_last_contact())
+        .annotate(misses=_misses_since_last_contact(), missed_today=Exists(missed_today))
         .order_by(F("risk_level").desc(nulls_last=True), "next_followup_due", "name")
     )
 

@@ -34,9 +34,24 @@ def followup_scan(self, day: str | None = None) -> dict:
     alerts that ended. ``day`` (ISO date) defaults to today (Asia/Shanghai)."""
     today = date.fromisoformat(day) if day else timezone.localdate()
     with task_run(SCAN_JOB, key=today.isoformat()) as run:
-        run.counts = scan.followup_scan(today=today)
-        abandon_stale_runs(SCAN_JOB, current_id=run.pk)
+        run.counts = scan.followup_scan(
+            today=today, on_locked=lambda: abandon_dead_scans(current_id=run.pk)
+        )
     return run.counts
+
+
+def abandon_dead_scans(*, current_id: int) -> int:
+    """Record earlier scans that never finished as failed (abandoned).
+
+    Runs inside the scan's transaction while it holds the scan lock: an
+    earlier run still "running" then died mid-task — unless a session is
+    waiting for the lock, which may be that run, alive (e.g. one whose row
+    was written first but which asked for the lock second); then nothing
+    is marked and a later scan does it. Called after the commit instead,
+    the lock would be free and a scan waiting on it marked failed."""
+    if scan.scan_lock_waiters():
+        return 0
+    return abandon_stale_runs(SCAN_JOB, current_id=current_id)
 
 
 @shared_task(

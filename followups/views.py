@@ -168,7 +168,7 @@ def followup_create(request, patient_id):
     if not can_manage_patient(user, patient):
         raise PermissionDenied(ERR_HEALTH_ONLY)
     initial, last = _new_form_initial(user, patient)
-    form = FollowUpForm(request.POST or None, initial=initial)
+    form = FollowUpForm(request.POST or None, initial=initial, birth_date=patient.birth_date)
     if request.method == "POST" and form.is_valid():
         data = form.service_data()
         key = data.pop("idempotency_key", None)
@@ -206,21 +206,31 @@ def followup_create(request, patient_id):
 
 
 def _suggestion(form: FollowUpForm, patient: Patient, *, exclude=None) -> dict:
-    """What the rules say about the form as filled so far (no saving)."""
+    """What the rules say about the form as filled so far (no saving): no
+    suggestion until the items the classification reads are filled (it says
+    which are missing), and no due date from a visit date the form refuses."""
     data = form.partial_values()
-    visit = data.get("visit_date") or timezone.localdate()
+    today = timezone.localdate()
+    visit = data.get("visit_date") or today
     outcome = data.get("outcome") or Outcome.COMPLETED
     out: dict = {"outcome": outcome, "visit_date": visit}
+    if visit > today:
+        out["visit_error"] = rules.ERR_FUTURE_VISIT
+    elif early := rules.too_early("visit_date", visit, patient.birth_date):
+        out["visit_error"] = early
+    if "visit_error" in out:
+        return out
     if outcome == Outcome.NOT_REACHED:
         out["keeps_due"] = patient.next_followup_due
         return out
     if outcome != Outcome.COMPLETED:
         return out
+    missing = rules.classification_missing(data)
+    if missing:
+        out["missing"] = "、".join(str(form.fields[k].label) for k in missing)
+        return out
     assessment = rules.Assessment.from_data(data)
     suggested = rules.suggest_classification(assessment)
-    if suggested is None:
-        out["needs_risk"] = True
-        return out
     final = data.get("classification") or suggested
     previous = previous_completed_visit(patient.pk, visit, exclude=exclude)
     latest = rules.next_due_date(visit, final, previous_completed=previous)
@@ -244,7 +254,7 @@ def followup_suggest(request, patient_id):
     """htmx: the suggested classification and next due date, live."""
     _require_health(request.user)
     patient = patient_get_for_user(user=request.user, pk=patient_id, request=request)
-    form = FollowUpForm(request.POST)
+    form = FollowUpForm(request.POST, birth_date=patient.birth_date)
     exclude = request.POST.get("followup") or None
     try:
         exclude = uuid.UUID(exclude) if exclude else None
@@ -425,7 +435,11 @@ def followup_edit(request, pk):
     fu = _followup_or_404(request, pk)
     if not can_manage_patient(request.user, fu.patient):
         raise PermissionDenied(ERR_HEALTH_ONLY)
-    form = FollowUpForm(request.POST or None, initial=FollowUpForm.initial_from(fu))
+    form = FollowUpForm(
+        request.POST or None,
+        initial=FollowUpForm.initial_from(fu),
+        birth_date=fu.patient.birth_date,
+    )
     if request.method == "POST" and form.is_valid():
         data = form.service_data()
         data.pop("idempotency_key", None)
@@ -467,133 +481,201 @@ def followup_edit(request, pk):
     )
 
 
+# The national follow-up service record form (DOMAIN-SOURCES §1.7): its 30
+# items in their order, with their numbers.
 PRINT_ITEMS = (
-    ("mode", _("本次随访形式")),
-    ("contacts", _("本次随访对象")),
-    ("lost_reason", _("若失访，原因")),
-    ("death", _("若死亡，日期和原因")),
-    ("risk_level", _("危险性评估")),
-    ("symptoms", _("目前症状")),
-    ("insight", _("自知力")),
-    ("sleep", _("睡眠情况")),
-    ("diet", _("饮食情况")),
-    ("self_care", _("个人生活料理")),
-    ("housework", _("家务劳动")),
-    ("work", _("生产劳动及工作")),
-    ("learning", _("学习能力")),
-    ("social", _("社会人际交往")),
-    ("dangerous_behaviours", _("危险行为")),
-    ("lock_status", _("两次随访期间关锁情况")),
-    ("hospitalization", _("两次随访期间住院情况")),
-    ("lab_tests", _("实验室检查")),
-    ("medication_compliance", _("用药依从性")),
-    ("adverse_reaction", _("药物不良反应")),
-    ("treatment_effect", _("治疗效果")),
-    ("referral", _("是否转诊")),
-    ("medications", _("用药情况")),
-    ("medication_guidance", _("用药指导")),
-    ("rehab_measures", _("康复措施")),
-    ("classification", _("本次随访分类")),
-    ("next_due_date", _("下次随访日期")),
+    (1, "visit_date", _("随访日期")),
+    (2, "mode", _("本次随访形式")),
+    (3, "contacts", _("本次随访对象")),
+    (4, "lost_reason", _("若失访，原因")),
+    (5, "death_date", _("死亡日期")),
+    (6, "death_cause", _("死亡原因")),
+    (7, "risk_level", _("危险性评估")),
+    (8, "symptoms", _("目前症状")),
+    (9, "insight", _("自知力")),
+    (10, "sleep", _("睡眠情况")),
+    (11, "diet", _("饮食情况")),
+    (12, "self_care", _("个人生活料理")),
+    (13, "housework", _("家务劳动")),
+    (14, "work", _("生产劳动及工作")),
+    (15, "learning", _("学习能力")),
+    (16, "social", _("社会人际交往")),
+    (17, "dangerous_behaviours", _("危险行为")),
+    (18, "lock_status", _("两次随访期间关锁情况")),
+    (19, "hospitalization", _("两次随访期间住院情况")),
+    (20, "lab_tests", _("实验室检查")),
+    (21, "medication_compliance", _("用药依从性")),
+    (22, "adverse_reaction", _("药物不良反应")),
+    (23, "treatment_effect", _("治疗效果")),
+    (24, "referral", _("是否转诊")),
+    (25, "medications", _("用药情况")),
+    (26, "medication_guidance", _("用药指导")),
+    (27, "rehab_measures", _("康复措施")),
+    (28, "classification", _("本次随访分类")),
+    (29, "next_due_date", _("下次随访日期")),
+    (30, "doctor", _("随访医生签名")),
 )
 
+# The national codes of each item's options (DOMAIN-SOURCES §1.7), by our
+# code: not always 1..n in order ("not applicable" is 9, hospitalisation
+# counts from 0, dangerous behaviour ends with "7 none").
+NATIONAL_CODES: dict[str, dict[str, int]] = {
+    "mode": {"clinic": 1, "home": 2, "phone": 3},
+    "contacts": {"patient": 1, "family": 2, "other": 3},
+    "lost_reason": {"out_for_work": 1, "moved": 2, "missing": 3, "unreachable_3x": 4, "other": 5},
+    "death_cause": {
+        "physical_illness": 1,
+        "suicide": 2,
+        "homicide": 3,
+        "accident": 4,
+        "complication": 5,
+        "other": 6,
+    },
+    "symptoms": {code: i for i, code in enumerate(rules.SYMPTOMS, start=1)},
+    "insight": {"complete": 1, "partial": 2, "absent": 3},
+    "level3": {"good": 1, "fair": 2, "poor": 3},
+    "work": {"good": 1, "fair": 2, "poor": 3, "not_applicable": 9},
+    "dangerous_behaviours": {
+        **{code: i for i, code in enumerate(rules.DANGEROUS_BEHAVIOURS, start=1)},
+        "none": 7,
+    },
+    "lock_status": {"none": 1, "locked": 2, "released": 3},
+    "hospitalization": {"none": 0, "current": 1, "past": 2},
+    "lab_tests": {"none": 1, "yes": 2},
+    "medication_compliance": {"regular": 1, "intermittent": 2, "none": 3, "not_needed": 4},
+    "adverse_reaction": {"no": 1, "yes": 2, "not_applicable": 9},
+    "treatment_effect": {
+        "cured": 1,
+        "improved": 2,
+        "unchanged": 3,
+        "worse": 4,
+        "not_applicable": 9,
+    },
+    "referral": {"no": 1, "yes": 2},
+    "rehab_measures": {"daily_living": 1, "vocational": 2, "learning": 3, "social": 4, "other": 5},
+    "classification": {"unstable": 1, "basically_stable": 2, "stable": 3},
+}
 
-def _print_options(fu: FollowUp) -> list[dict]:
-    """Each item of the national form with its numbered options, the
-    recorded ones ticked (□ / ☑), as on the paper form."""
+
+def _print_options(fu: FollowUp, doctor: str = "") -> list[dict]:
+    """Each item of the national form with its options under their national
+    codes, the recorded ones ticked (□ / ☑), as on the paper form."""
     from followups import models as m
     from patients.models import DANGEROUS_BEHAVIOURS, Symptom
 
-    def options(choices, selected):
+    def options(choices, selected, codes: dict[str, int]):
         chosen = set(selected if isinstance(selected, list | tuple | set) else [selected])
         return [
-            {"n": i, "label": label, "on": value in chosen}
-            for i, (value, label) in enumerate(choices, start=1)
+            {"n": codes[value], "label": label, "on": value in chosen} for value, label in choices
         ]
 
     def text(value):
         return [{"text": value}] if value else []
 
     f = fu
+    c = NATIONAL_CODES
+    level3 = c["level3"]
+    dangers = f.dangerous_behaviours or {}
+    # no medication prescribed: the adverse-reaction item does not apply (2018 code 9)
+    reaction = (
+        "yes"
+        if f.adverse_reaction
+        else ("not_applicable" if f.medication_compliance == "not_needed" else "no")
+    )
+    if f.outcome != Outcome.COMPLETED:
+        reaction = ""
     items = {
-        "mode": options(m.Mode.choices, f.mode),
-        "contacts": options(m.Contact.choices, f.contacts),
-        "lost_reason": options(m.LostReason.choices, f.lost_reason),
-        "death": text(
-            " ".join(
-                filter(
-                    None,
-                    [
-                        f.death_date.isoformat() if f.death_date else "",
-                        f.get_death_cause_display() if f.death_cause else "",
-                        f.death_cause_detail,
-                    ],
-                )
-            )
-        )
-        + ([] if f.death_date else options(m.DeathCause.choices, "")),
+        "visit_date": text(f.visit_date.isoformat()),
+        "mode": options(m.Mode.choices, f.mode, c["mode"]),
+        "contacts": options(m.Contact.choices, f.contacts, c["contacts"]),
+        "lost_reason": options(m.LostReason.choices, f.lost_reason, c["lost_reason"]),
+        "death_date": text(f.death_date.isoformat() if f.death_date else ""),
+        "death_cause": options(m.DeathCause.choices, f.death_cause, c["death_cause"])
+        + text(f.death_cause_detail),
         "risk_level": [
             {"n": i, "label": _t("%(n)s级") % {"n": i}, "on": f.risk_level == i} for i in range(6)
         ],
-        "symptoms": options(Symptom.choices, f.symptoms) + text(f.symptoms_other),
-        "insight": options(m.Insight.choices, f.insight),
-        "sleep": options(m.Level3.choices, f.sleep),
-        "diet": options(m.Level3.choices, f.diet),
-        "self_care": options(m.Level3.choices, f.self_care),
-        "housework": options(m.Level3.choices, f.housework),
-        "work": options(m.WorkLevel.choices, f.work),
-        "learning": options(m.Level3.choices, f.learning),
-        "social": options(m.Level3.choices, f.social),
+        "symptoms": options(Symptom.choices, f.symptoms, c["symptoms"]) + text(f.symptoms_other),
+        "insight": options(m.Insight.choices, f.insight, c["insight"]),
+        "sleep": options(m.Level3.choices, f.sleep, level3),
+        "diet": options(m.Level3.choices, f.diet, level3),
+        "self_care": options(m.Level3.choices, f.self_care, level3),
+        "housework": options(m.Level3.choices, f.housework, level3),
+        "work": options(m.WorkLevel.choices, f.work, c["work"]),
+        "learning": options(m.Level3.choices, f.learning, level3),
+        "social": options(m.Level3.choices, f.social, level3),
         "dangerous_behaviours": [
-            {"text": f"{label} {f.dangerous_behaviours.get(k, 0)} {_t('次')}"}
+            {
+                "n": c["dangerous_behaviours"][k],
+                "label": f"{label} {dangers.get(k, 0)} {_t('次')}",
+                "on": bool(dangers.get(k)),
+            }
             for k, label in DANGEROUS_BEHAVIOURS.items()
+        ]
+        + [
+            {
+                "n": c["dangerous_behaviours"]["none"],
+                "label": _t("无"),
+                "on": f.outcome == Outcome.COMPLETED and not any(dangers.values()),
+            }
         ],
-        "lock_status": options(m.LockStatus.choices, f.lock_status),
-        "hospitalization": options(m.Hospitalization.choices, f.hospitalization)
+        "lock_status": options(m.LockStatus.choices, f.lock_status, c["lock_status"]),
+        "hospitalization": options(
+            m.Hospitalization.choices, f.hospitalization, c["hospitalization"]
+        )
         + text(
             _t("末次出院时间：%(d)s") % {"d": f.last_discharge_date.isoformat()}
             if f.last_discharge_date
             else ""
         ),
         "lab_tests": options(
-            [("none", _t("无")), ("yes", _t("有"))], "yes" if f.lab_tests else "none"
+            [("none", _t("无")), ("yes", _t("有"))],
+            ("yes" if f.lab_tests else "none") if f.outcome == Outcome.COMPLETED else "",
+            c["lab_tests"],
         )
         + text(f.lab_tests),
-        "medication_compliance": options(m.Compliance.choices, f.medication_compliance),
+        "medication_compliance": options(
+            m.Compliance.choices, f.medication_compliance, c["medication_compliance"]
+        ),
         "adverse_reaction": options(
-            [("no", _t("无")), ("yes", _t("有"))], "yes" if f.adverse_reaction else "no"
+            [("no", _t("无")), ("yes", _t("有")), ("not_applicable", _t("不适用"))],
+            reaction,
+            c["adverse_reaction"],
         )
         + text(f.adverse_reaction_detail),
-        "treatment_effect": options(m.TreatmentEffect.choices, f.treatment_effect),
+        "treatment_effect": options(
+            m.TreatmentEffect.choices, f.treatment_effect, c["treatment_effect"]
+        ),
         "referral": options(
-            [("no", _t("否")), ("yes", _t("是"))], "yes" if f.referral_suggested else "no"
+            [("no", _t("否")), ("yes", _t("是"))],
+            ("yes" if f.referral_suggested else "no") if f.outcome == Outcome.COMPLETED else "",
+            c["referral"],
         )
         + text(" ".join(filter(None, [f.referral_reason, f.referred_to]))),
         "medications": text(medication_text(f.medications)),
         "medication_guidance": text(medication_text(f.medication_guidance)),
-        "rehab_measures": options(m.RehabMeasure.choices, f.rehab_measures)
+        "rehab_measures": options(m.RehabMeasure.choices, f.rehab_measures, c["rehab_measures"])
         + text(f.rehab_measures_other),
-        "classification": options(Classification.choices, f.classification),
+        "classification": options(Classification.choices, f.classification, c["classification"]),
         "next_due_date": text(f.next_due_date.isoformat() if f.next_due_date else ""),
+        "doctor": text(doctor),
     }
-    return [
-        {"no": i, "label": label, "options": items[key]}
-        for i, (key, label) in enumerate(PRINT_ITEMS, start=2)
-    ]
+    return [{"no": no, "label": label, "options": items[key]} for no, key, label in PRINT_ITEMS]
 
 
 @require_GET
 def followup_print(request, pk):
     """The national follow-up service record form (随访服务记录表) layout."""
     fu = _followup_or_404(request, pk)
+    doctor = _display_name(fu.recorded_by)
     return render(
         request,
         "followups/followup_print.html",
         {
             "fu": fu,
             "patient": fu.patient,
-            "items": _print_options(fu),
-            "doctor": _display_name(fu.recorded_by),
+            "items": _print_options(fu, doctor),
+            "doctor": doctor,
         },
     )
 
@@ -711,7 +793,11 @@ def _overdue_row(patient: Patient, today, urls: RowUrls) -> dict:
         "misses": patient.misses,
         "misses_text": _t("未访到%(n)s次") % {"n": patient.misses} if patient.misses else "",
         "guardian": guardian,
-        "loses_next": patient.misses + 1 >= rules.MISSES_BEFORE_LOST,
+        # another miss today adds no day (rules.consecutive_misses)
+        "loses_next": not patient.missed_today and patient.misses + 1 >= rules.MISSES_BEFORE_LOST,
+        # one key per rendered button: a double click or a retried POST
+        # records one attempt (followups.services.followups._replay)
+        "idempotency_key": uuid.uuid4(),
         "detail_url": urls("patients:detail", patient.pk),
         "create_url": urls("followups:create", patient.pk),
         "not_reached_url": urls("followups:not-reached", patient.pk),
@@ -838,7 +924,13 @@ def overdue_not_reached(request, patient_id):
     if mode not in rules.MODES:
         mode = "phone"
     try:
-        followup_not_reached(patient_id=patient.pk, by=user, mode=mode, request=request)
+        key = uuid.UUID(request.POST.get("idempotency_key") or "")
+    except ValueError:
+        key = None
+    try:
+        followup_not_reached(
+            patient_id=patient.pk, by=user, mode=mode, idempotency_key=key, request=request
+        )
     except DomainError as exc:
         messages.error(request, exc.message)
         if request.htmx:

@@ -20,12 +20,28 @@ IDENTITY = (
     "status",
 )
 GUARDIANS = ("guardian", "assistant_guardians")
-LATEST_RISK = ("risk_level", "next_followup_due", "overdue", "police_registered")
+# The latest follow-up as the departments that act on risk see it (police,
+# governance). DOMAIN.md → Data exchange gives them "identity, address,
+# guardian, status, risk level, classification, lost, incidents": the
+# classification (unstable / basically stable / stable) says how closely
+# health follows the patient, not why — no diagnosis, symptom, medication
+# or note — so it is here, not in CLINICAL. ``next_followup_due`` and
+# ``overdue`` are not in DOMAIN.md's list; they are shown because police and
+# the grid worker help health reach overdue and lost patients (the care
+# team, 九管一; lost alerts go to both), and they carry no clinical content.
+LATEST_RISK = (
+    "risk_level",
+    "classification",
+    "next_followup_due",
+    "overdue",
+    "police_registered",
+)
+# Health only (DESIGN.md → Permissions: never diagnosis details, medication
+# or clinical notes outside health).
 CLINICAL = (
     "diagnosis",
     "diagnosis_hospital",
     "diagnosis_date",
-    "classification",
     "last_followup_date",
     "in_hospital",
 )
@@ -71,10 +87,11 @@ FIELDSETS: dict[str, tuple[str, ...]] = {
     + REHAB
     + MANAGEMENT
     + ("care_team",),
-    # identity, address, guardian, risk level, status (+ incidents and alerts
-    # through their own endpoints); never diagnosis, medication or clinical notes
-    "police": IDENTITY + GUARDIANS + LATEST_RISK + ("classification", "version"),
-    "governance": IDENTITY + GUARDIANS + LATEST_RISK + ("classification", "care_team", "version"),
+    # identity, address, guardian, status, risk level and classification (+
+    # incidents and alerts through their own endpoints): DOMAIN.md → Data
+    # exchange; never diagnosis, medication or clinical notes (CLINICAL)
+    "police": IDENTITY + GUARDIANS + LATEST_RISK + ("version",),
+    "governance": IDENTITY + GUARDIANS + LATEST_RISK + ("care_team", "version"),
     "civil_affairs": IDENTITY + ("guardian",) + POVERTY + REHAB + ("version",),
     "disabled_federation": IDENTITY + ("guardian",) + DISABILITY + REHAB + ("version",),
 }

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 
 from django.utils.translation import gettext_noop
 
@@ -105,3 +105,11 @@ def make_resident_id(prefix6: str, birth: date, seq3: int, male: bool) -> str:
         seq = (seq + 1) % 1000
     body = f"{prefix6}{birth:%Y%m%d}{seq:03d}"
     return body + check_char(body)
+
+
+def first_followup_due(registered_on: date, days: int) -> date:
+    """The first follow-up of a newly registered patient is due ``days``
+    after registration (DOMAIN.md → Next due date: the first time, 14 days;
+    the setting ``FIRST_FOLLOWUP_DAYS``). Without it a patient never
+    followed up would never be overdue."""
+    return registered_on + timedelta(days=days)

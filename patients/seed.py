@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import date, timedelta
 
+from django.conf import settings
 from django.utils import timezone
 
 from accounts.models import OrganisationKind
@@ -121,6 +122,10 @@ def seed(ctx) -> None:
             "status": status,
             "status_changed_at": now,
             "registered_on": registered,
+            # as registration sets it (followups.seed replaces it from the visits)
+            "next_followup_due": rules.first_followup_due(registered, settings.FIRST_FOLLOWUP_DAYS)
+            if status in (Status.ACTIVE, Status.LOST, Status.REFUSED)
+            else None,
             "police_registered": rng.random() < 0.35,
             "poverty": poverty,
             "certificate": certificate,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import date
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
@@ -122,7 +123,8 @@ def _save_guardian(patient: Patient, data: dict | None, *, by, reason: str) -> N
 
 @transaction.atomic
 def patient_register(*, by, data: dict, request=None) -> Patient:
-    """Register a patient. Raises DomainError naming the field on bad input."""
+    """Register a patient, its first follow-up due ``FIRST_FOLLOWUP_DAYS``
+    after ``registered_on``. Raises DomainError naming the field on bad input."""
     if fieldset_of(by) != "health":
         raise DomainError(ERR_NOT_ALLOWED)
     data = dict(data)
@@ -153,6 +155,12 @@ def patient_register(*, by, data: dict, request=None) -> Patient:
         supplement_doctor=by if data.get("supplement_filled_on") else None,
     )
     patient = Patient(**fields)
+    # the first follow-up is due from registration: a patient never followed
+    # up must still become overdue (patients.selectors.overdue_q)
+    if patient.registered_on:
+        patient.next_followup_due = rules.first_followup_due(
+            patient.registered_on, settings.FIRST_FOLLOWUP_DAYS
+        )
     patient.full_clean(exclude=["id_number_index"])
     history_stamp(patient, user=by, reason="patient.registered")
     try:

@@ -1,22 +1,32 @@
 """A real Celery worker against Redis runs the daily scan against the test
 database (DESIGN.md → Jobs; SECURITY.md R4): the task is executed and
 recorded, and a worker killed in the middle of the scan's transaction
+(rolled back) or after its commit but before the message was acknowledged
 leaves no duplicate alert once another worker has run the redelivered
 message.
 
-Redis databases 3 and 4 on 127.0.0.1:6379 belong to these tests.
+These tests FLUSH two Redis databases: the one ``TEST_REDIS_URL`` names
+(default ``redis://127.0.0.1:6379/15``, the suite's own) and the next one on
+the same server (the previous one when it names 15, the last of Redis's
+default 16) — or ``TEST_CELERY_REDIS_SCAN`` and ``TEST_CELERY_REDIS_KILL``
+when set. Give concurrent runs on one machine different databases. Tests
+that share a database (the two killed-worker cases) take a file lock on it,
+so that pytest-xdist never runs them at the same time.
 """
 
 from __future__ import annotations
 
+import fcntl
 import os
 import signal
 import subprocess
 import sys
 import tempfile
 import time
+from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 import pytest
@@ -28,8 +38,19 @@ from followups.models import Alert, AlertRecipient
 from patients.models import Patient
 
 BASE_DIR = Path(settings.BASE_DIR)
-REDIS_SCAN = os.environ.get("TEST_CELERY_REDIS_SCAN", "redis://127.0.0.1:6379/3")
-REDIS_KILL = os.environ.get("TEST_CELERY_REDIS_KILL", "redis://127.0.0.1:6379/4")
+
+
+def _redis_databases(base: str) -> tuple[str, str]:
+    """``base`` and the next database on the same server (the previous for 15)."""
+    parts = urlsplit(base)
+    db = int(parts.path.strip("/") or 0)
+    other = db + 1 if db < 15 else db - 1
+    return base, urlunsplit(parts._replace(path=f"/{other}"))
+
+
+_SCAN_DB, _KILL_DB = _redis_databases(os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15"))
+REDIS_SCAN = os.environ.get("TEST_CELERY_REDIS_SCAN") or _SCAN_DB
+REDIS_KILL = os.environ.get("TEST_CELERY_REDIS_KILL") or _KILL_DB
 TASK = "followups.tasks.followup_scan"
 TIMEOUT = 120  # seconds: a worker starts slowly on a busy 2-core machine
 
@@ -55,6 +76,19 @@ def _flush(url: str) -> None:
     import redis
 
     redis.Redis.from_url(url).flushdb()
+
+
+@contextmanager
+def _exclusive(url: str):
+    """One test at a time on this Redis database (pytest-xdist workers)."""
+    parts = urlsplit(url)
+    name = f"jft-celery-{parts.hostname}-{parts.port or 6379}{parts.path.replace('/', '-')}"
+    with open(Path(tempfile.gettempdir()) / f"{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 class Worker:
@@ -144,9 +178,22 @@ def _overdue(patients) -> None:
     )
 
 
-def test_a_real_worker_runs_the_daily_scan(world, patients):
+@pytest.fixture
+def scan_broker():
+    with _exclusive(REDIS_SCAN):
+        _flush(REDIS_SCAN)
+        yield REDIS_SCAN
+
+
+@pytest.fixture
+def kill_broker():
+    with _exclusive(REDIS_KILL):
+        _flush(REDIS_KILL)
+        yield REDIS_KILL
+
+
+def test_a_real_worker_runs_the_daily_scan(world, patients, scan_broker):
     _overdue(patients)
-    _flush(REDIS_SCAN)
     worker = Worker(REDIS_SCAN, visibility_timeout=3600, name="scan")
     try:
         _send(REDIS_SCAN, day=timezone.localdate().isoformat())
@@ -173,9 +220,8 @@ def _blocked_on_alert_insert(conn) -> bool:
     return row[0] > 0
 
 
-def test_a_worker_killed_mid_scan_leaves_no_duplicate_alert(world, patients):
+def test_a_worker_killed_mid_scan_leaves_no_duplicate_alert(world, patients, kill_broker):
     _overdue(patients)
-    _flush(REDIS_KILL)
     today = timezone.localdate().isoformat()
     first = Worker(REDIS_KILL, visibility_timeout=5, name="first")
     second = None
@@ -205,4 +251,71 @@ def test_a_worker_killed_mid_scan_leaves_no_duplicate_alert(world, patients):
     assert Alert.objects.filter(kind="overdue").count() == 1
     assert AlertRecipient.objects.filter(alert__kind="overdue").count() == 1
     dead = TaskRun.objects.get(job="followups.scan", status="failed")
+    assert dead.errors == ["abandoned: the worker stopped before finishing"]
+
+
+def _blocked_recording_the_run(conn) -> int | None:
+    """The session of the worker whose scan has committed and which now waits
+    for our lock on its run row to record the run (before the ack)."""
+    row = conn.execute(
+        "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+        "AND wait_event_type = 'Lock' AND query LIKE 'UPDATE %%core_taskrun%%' "
+        "AND pid <> pg_backend_pid() LIMIT 1"
+    ).fetchone()
+    return row[0] if row else None
+
+
+def test_a_worker_killed_after_the_scan_committed_raises_nothing_twice(
+    world, patients, kill_broker
+):
+    """Committed, then killed before the ack: Redis redelivers the message
+    and the second scan finds every alert there (ON CONFLICT DO NOTHING)."""
+    _overdue(patients)
+    today = timezone.localdate().isoformat()
+    first = Worker(REDIS_KILL, visibility_timeout=5, name="committed")
+    second = None
+    blocker = psycopg.connect(_psycopg_url(), autocommit=False)
+    run_lock = psycopg.connect(_psycopg_url(), autocommit=False)
+    try:
+        # stop the scan inside its transaction first, to lock its run row
+        # while its effects are not yet written
+        blocker.execute("LOCK TABLE followups_alert IN SHARE ROW EXCLUSIVE MODE")
+        _send(REDIS_KILL, day=today)
+        with psycopg.connect(_psycopg_url(), autocommit=True) as probe:
+            _wait(lambda: _blocked_on_alert_insert(probe), "the scan to block", [first])
+            run = TaskRun.objects.get(job="followups.scan", status="running")
+            # the run's final update (after the scan's commit, before the
+            # ack) will wait for this row lock: that is where we kill
+            run_lock.execute("SELECT 1 FROM core_taskrun WHERE id = %s FOR UPDATE", [run.pk])
+            blocker.rollback()
+            pid = _wait(
+                lambda: _blocked_recording_the_run(probe),
+                "the scan to commit and record its run",
+                [first],
+            )
+            assert Alert.objects.filter(kind="overdue").count() == 1  # committed
+            assert AlertRecipient.objects.filter(alert__kind="overdue").count() == 1
+            first.kill()
+            # its session goes with it: the run is never recorded, nothing acked
+            probe.execute("SELECT pg_terminate_backend(%s)", [pid])
+        run_lock.rollback()
+        assert TaskRun.objects.get(pk=run.pk).status == "running"
+        second = Worker(REDIS_KILL, visibility_timeout=5, name="redelivered")
+        again = _wait(
+            lambda: TaskRun.objects.filter(job="followups.scan", status="succeeded").first(),
+            "the redelivered scan",
+            [first, second],
+        )
+    finally:
+        blocker.close()
+        run_lock.close()
+        first.stop()
+        if second is not None:
+            second.stop()
+    assert again.pk != run.pk and again.key == today
+    assert again.counts["overdue_raised"] == again.counts["overdue_recipients"] == 0
+    assert Alert.objects.filter(kind="overdue").count() == 1
+    assert AlertRecipient.objects.filter(alert__kind="overdue").count() == 1
+    dead = TaskRun.objects.get(pk=run.pk)
+    assert dead.status == "failed"
     assert dead.errors == ["abandoned: the worker stopped before finishing"]

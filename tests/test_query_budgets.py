@@ -39,7 +39,9 @@ ID_SEARCH_PAGE_BUDGET = 22
 ID_SEARCH_API_BUDGET = 13
 DETAIL_PAGE_BUDGET = 20
 DETAIL_API_BUDGET = 11
-FOLLOWUP_SAVE_BUDGET = 17
+# the visit below ends the run of high-risk visits: it also closes the run's
+# risk alert (lock, one UPDATE and one history INSERT, status refresh)
+FOLLOWUP_SAVE_BUDGET = 21
 INDICATOR_API_BUDGET = 12
 
 PAGE_TABS = ("identity", "supplement", "guardians", "care-team", "history")

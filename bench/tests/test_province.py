@@ -126,7 +126,17 @@ def test_alerts_are_where_the_services_would_raise_them(province):
     risky = FollowUp.objects.filter(outcome="completed", risk_level__gte=3)
     assert risky.exists()
     for fu in risky[:20]:
-        alert = Alert.objects.get(patient=fu.patient_id, kind="risk", episode=f"followup:{fu.pk}")
+        # one alert per run of high-risk visits, named by the run's first visit
+        start = fu
+        for earlier in FollowUp.objects.filter(
+            patient=fu.patient_id, outcome="completed", visit_date__lt=fu.visit_date
+        ).order_by("-visit_date", "-created_at"):
+            if earlier.risk_level < 3:
+                break
+            start = earlier
+        alert = Alert.objects.get(
+            patient=fu.patient_id, kind="risk", episode=f"followup:{start.pk}"
+        )
         township = fu.patient.region_id[:9]
         kinds = set(
             Organisation.objects.filter(alert_inbox__alert=alert, region_id=township).values_list(

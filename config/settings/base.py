@@ -168,6 +168,9 @@ BLIND_INDEX_KEY = secret("BLIND_INDEX_KEY", None)
 
 # The domain's named thresholds (DOMAIN.md); settings, not code.
 HIGH_RISK_MIN_LEVEL = env.int("HIGH_RISK_MIN_LEVEL", default=3)
+# A newly registered patient's first follow-up is due this many days after
+# registration (DOMAIN.md → Next due date, "first time": 14 days).
+FIRST_FOLLOWUP_DAYS = env.int("FIRST_FOLLOWUP_DAYS", default=14)
 MFA_REQUIRED = env.bool("MFA_REQUIRED", default=False)
 OTP_TOTP_ISSUER = "精防通"
 # An account that opens more distinct patients than this in a day is flagged

@@ -10,6 +10,24 @@ Handling is per recipient organisation (``AlertRecipient``): open →
 acknowledged → resolved with a note and who did it. The alert's own
 ``status`` summarises its recipients (open while any is open, resolved when
 all are).
+
+An alert is raised once per patient, kind and episode (DOMAIN.md → Alerts);
+the episode of each kind:
+
+- ``risk``: a run of consecutive completed follow-ups with risk ≥
+  ``HIGH_RISK_MIN_LEVEL``, named by the run's first visit
+  (``risk_episode``). A patient who stays at risk 3+ visit after visit has
+  one risk alert, not one every 14 days; a visit below the threshold ends
+  the run and closes its alert (a system note), and a later rise starts a
+  new run and a new alert. Missed attempts (not reached) neither extend nor
+  end a run: they measure no risk.
+- ``incident``: one per incident (``incident:<id>``).
+- ``overdue``: one per missed due date (``overdue_episode``).
+- ``lost``: one per day the patient became lost (``lost_episode``).
+
+Death, moving out and removal end every risk, incident, overdue and lost
+alert of the patient (the follow-up that records the death closes them at
+once, the daily scan closes whatever is left) and stop escalation.
 """
 
 from __future__ import annotations
@@ -21,6 +39,7 @@ from django.db.models import Case, Exists, F, OuterRef, Q, Value, When
 from django.db.models.functions import Coalesce, Now
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
+from simple_history.utils import bulk_update_with_history
 
 from accounts.models import Organisation, OrganisationKind
 from audit.services import audit_record
@@ -78,6 +97,14 @@ def lost_episode(changed_at: datetime | date) -> str:
 
 def overdue_episode(due: date) -> str:
     return f"overdue:{due.isoformat()}"
+
+
+def risk_episode(first_visit_id) -> str:
+    """The episode of a risk alert: the first follow-up of the run of
+    consecutive high-risk visits (``followups.selectors.high_risk_run_start``).
+    The ``followup:`` prefix is the one every risk alert has carried, so the
+    alert of a run that began before this rule is recognised."""
+    return f"followup:{first_visit_id}"
 
 
 def recipients_for(patient: Patient, kind: str) -> list[Organisation]:
@@ -390,7 +417,7 @@ def alerts_close(
         rows = rows.filter(alert__incident__occurred_on__lte=incident_on_or_before)
     now = timezone.now()
     actor = by if getattr(by, "is_authenticated", False) else None
-    alert_ids = set()
+    rows = list(rows)
     for row in rows:
         if row.acknowledged_at is None:
             row.acknowledged_at, row.acknowledged_by = now, actor
@@ -398,17 +425,20 @@ def alerts_close(
         row.resolved_at, row.resolved_by = now, actor
         row.note = str(note)
         history_stamp(row, user=actor, reason="alert.closed")
-        row.save(
-            update_fields=[
+    alert_ids = {row.alert_id for row in rows}
+    if rows:
+        # one UPDATE and one history INSERT whatever the number of inboxes
+        bulk_update_with_history(
+            rows,
+            AlertRecipient,
+            [
                 "status",
                 "acknowledged_at",
                 "acknowledged_by",
                 "resolved_at",
                 "resolved_by",
                 "note",
-            ]
+            ],
         )
-        alert_ids.add(row.alert_id)
-    if alert_ids:
         alerts_refresh_status(alert_ids)
     return len(alert_ids)

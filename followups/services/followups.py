@@ -23,11 +23,13 @@ from core.history import history_stamp
 from followups import rules
 from followups.models import AlertKind, FollowUp, Outcome
 from followups.selectors import (
+    attempts_since_last_contact,
     followup_get_for_user,
+    high_risk_run_start,
     open_alert_kinds,
     previous_completed_visit,
 )
-from followups.services.alerts import alert_raise, alerts_close, lost_episode
+from followups.services.alerts import alert_raise, alerts_close, lost_episode, risk_episode
 from patients.models import Patient
 from patients.selectors import can_manage_patient, patient_get_for_user
 
@@ -151,8 +153,8 @@ def form_values(data: dict) -> dict:
     return values
 
 
-def _validate(data: dict) -> None:
-    errors = rules.validate(data, today=timezone.localdate())
+def _validate(data: dict, *, birth_date=None) -> None:
+    errors = rules.validate(data, today=timezone.localdate(), birth_date=birth_date)
     if errors:
         raise FollowUpInvalid(errors)
 
@@ -246,7 +248,7 @@ def _record(*, seen: Patient, by, data: dict, idempotency_key, request) -> Follo
         return replay
     if not rules.can_record(patient.status):
         raise DomainError(ERR_NOT_REGISTERED)
-    _validate(data)
+    _validate(data, birth_date=patient.birth_date)
     fu = FollowUp(
         patient=patient,
         organisation=organisation_of(by),
@@ -260,10 +262,9 @@ def _record(*, seen: Patient, by, data: dict, idempotency_key, request) -> Follo
     misses = 0
     if fu.outcome == Outcome.NOT_REACHED:
         fu.next_due_date = patient.next_followup_due  # the due date stays
-        if not newer:
-            before = FollowUp.objects.filter(patient=patient).order_by("-visit_date", "-created_at")
-            misses = 1 + rules.consecutive_misses(
-                before.values_list("outcome", flat=True)[: rules.MISSES_BEFORE_LOST]
+        if not newer:  # one miss per calendar day (rules.consecutive_misses)
+            misses = rules.consecutive_misses(
+                [(fu.visit_date, fu.outcome), *attempts_since_last_contact(patient.pk)]
             )
     # Field validators only: a fresh UUID needs no uniqueness probe, and the
     # database enforces the risk-level check constraint on the insert.
@@ -309,6 +310,9 @@ def _apply(*, patient: Patient, fu: FollowUp, newest: bool, misses: int, by) -> 
     latest_completed = fu.outcome == Outcome.COMPLETED and (
         patient.last_followup_date is None or fu.visit_date >= patient.last_followup_date
     )
+    # the patient's risk is its latest completed visit's: when that was high
+    # too, this visit continues a run of high-risk visits (one risk alert)
+    was_high = latest_completed and _high_risk(patient.risk_level)
     if latest_completed:
         put("risk_level", fu.risk_level)
         put("classification", fu.classification)
@@ -333,7 +337,9 @@ def _apply(*, patient: Patient, fu: FollowUp, newest: bool, misses: int, by) -> 
         patient.save(update_fields=[*dict.fromkeys(changed), "version", "updated_at"])
 
     if latest_completed and fu.risk_level is not None:
-        _raise_risk(patient, fu)
+        _raise_risk(patient, fu, run_continues=was_high)
+        if was_high and not _high_risk(fu.risk_level):
+            _close_risk(patient, fu, by=by)
     if transition.status == rules.STATUS_LOST:
         alert_raise(
             patient=patient,
@@ -370,22 +376,44 @@ def _apply(*, patient: Patient, fu: FollowUp, newest: bool, misses: int, by) -> 
     if transition.ends_management:
         alerts_close(
             patient=patient,
-            kinds=[AlertKind.OVERDUE, AlertKind.LOST],
+            kinds=[AlertKind.OVERDUE, AlertKind.LOST, AlertKind.RISK, AlertKind.INCIDENT],
             by=by,
             note=_("患者已死亡，结束管理。"),
         )
 
 
-def _raise_risk(patient: Patient, fu: FollowUp) -> None:
-    if fu.risk_level < settings.HIGH_RISK_MIN_LEVEL:
+def _high_risk(level) -> bool:
+    return level is not None and level >= settings.HIGH_RISK_MIN_LEVEL
+
+
+def _raise_risk(patient: Patient, fu: FollowUp, *, run_continues: bool | None = None) -> None:
+    """The risk alert of the run of high-risk visits ``fu`` belongs to
+    (``alerts.risk_episode``): raised by the run's first visit, once.
+    ``run_continues`` False says ``fu`` starts a run (no query); None looks."""
+    if not _high_risk(fu.risk_level):
         return
+    if run_continues is False:
+        start = fu.pk
+    else:
+        start = high_risk_run_start(fu, threshold=settings.HIGH_RISK_MIN_LEVEL)
     alert_raise(
         patient=patient,
         kind=AlertKind.RISK,
-        episode=f"followup:{fu.pk}",
+        episode=risk_episode(start),
         risk_level=fu.risk_level,
         followup=fu,
         due_by=timezone.now() + RISK_ACK_WITHIN,
+    )
+
+
+def _close_risk(patient: Patient, fu: FollowUp, *, by) -> None:
+    """The run of high-risk visits ended with ``fu``: resolve its alerts."""
+    alerts_close(
+        patient=patient,
+        kinds=[AlertKind.RISK],
+        by=by,
+        note=_("系统：%(date)s随访的危险性评估为%(level)s级，已低于预警等级，预警自动办结。")
+        % {"date": fu.visit_date.isoformat(), "level": fu.risk_level},
     )
 
 
@@ -425,7 +453,7 @@ def _update(fu: FollowUp, *, by, data: dict, expected_version, request) -> Follo
     merged["next_due_date"] = fu.next_due_date if earlier else None
     merged.update({k: v for k, v in data.items() if k in (*FORM_FIELDS, *DECISION_FIELDS)})
     merged["outcome"] = fu.outcome
-    _validate(merged)
+    _validate(merged, birth_date=patient.birth_date)
     for key, value in form_values(merged).items():
         setattr(fu, key, value)
     if fu.outcome == Outcome.COMPLETED:
@@ -442,8 +470,10 @@ def _update(fu: FollowUp, *, by, data: dict, expected_version, request) -> Follo
             # is now (a corrected date may have made another one the latest)
             latest = fu if latest_id == fu.pk else FollowUp.objects.get(pk=latest_id)
             _carry_latest(patient, latest, by=by)
-            if latest.pk == fu.pk:
+            if latest.pk == fu.pk and _high_risk(fu.risk_level):
                 _raise_risk(patient, fu)
+            elif not _high_risk(latest.risk_level):  # corrected below the threshold
+                _close_risk(patient, latest, by=by)
     audit_record(
         actor=by,
         action="followup.update",
@@ -484,9 +514,12 @@ def _carry_latest(patient: Patient, fu: FollowUp, *, by) -> None:
     patient.save(update_fields=[*changed, "version", "updated_at"])
 
 
-def followup_not_reached(*, patient_id, by, mode: str = "phone", request=None) -> FollowUp:
+def followup_not_reached(
+    *, patient_id, by, mode: str = "phone", idempotency_key=None, request=None
+) -> FollowUp:
     """One attempt today that did not reach the patient (the overdue list's
-    one-click action); the third in a row makes the patient lost."""
+    one-click action); misses on a third day in a row make the patient lost.
+    A replayed request (same ``idempotency_key``) records nothing new."""
     return followup_record(
         patient_id=patient_id,
         by=by,
@@ -495,6 +528,7 @@ def followup_not_reached(*, patient_id, by, mode: str = "phone", request=None) -
             "mode": mode,
             "outcome": rules.NOT_REACHED,
         },
+        idempotency_key=idempotency_key,
         request=request,
     )
 

@@ -1,5 +1,8 @@
 """The daily scan (DESIGN.md → Jobs): overdue and lost alerts, escalation,
-and closing overdue and lost alerts whose condition has ended.
+and closing alerts whose condition has ended (overdue and lost alerts; risk
+alerts once the patient's latest risk is below the threshold; every one of
+them, incidents included, once the patient has died, moved out or been
+removed — nor do those escalate).
 
 Set-based SQL, not a loop over patients: a fixed number of statements
 whatever the number of patients (PostgreSQL). Idempotent: alerts are
@@ -110,8 +113,9 @@ WITH due AS (
           AND o2.is_active AND o2.id <> o.id
         ORDER BY o2.id LIMIT 1
     ) c
-    WHERE NOT r.escalated AND a.status <> 'resolved' AND (
-        (a.kind = 'risk' AND r.status = 'open'
+    WHERE NOT r.escalated AND a.status <> 'resolved'
+      AND p.status = ANY(%(registered)s) AND (
+        (a.kind = 'risk' AND r.status = 'open' AND COALESCE(p.risk_level, 0) >= %(high_risk)s
          AND a.raised_at <= now() - make_interval(hours => %(risk_hours)s))
      OR (a.kind = 'overdue' AND r.status <> 'resolved' AND p.status = 'active'
          AND a.episode = 'overdue:' || to_char(p.next_followup_due, 'YYYY-MM-DD')
@@ -141,12 +145,20 @@ CLOSE_STALE_SQL = f"""
 WITH stale AS (
     SELECT a.id, a.kind FROM followups_alert a
     JOIN patients_patient p ON p.id = a.patient_id
-    WHERE a.kind IN ('overdue', 'lost') AND a.status <> 'resolved'
+    WHERE a.kind IN ('overdue', 'lost', 'risk', 'incident') AND a.status <> 'resolved'
       AND CASE a.kind
           WHEN 'overdue' THEN NOT (
               p.status = 'active' AND p.next_followup_due < %(today)s
               AND a.episode = 'overdue:' || to_char(p.next_followup_due, 'YYYY-MM-DD'))
-          ELSE p.status <> 'lost'
+          WHEN 'lost' THEN p.status <> 'lost'
+          WHEN 'risk' THEN NOT (
+              p.status = ANY(%(registered)s) AND COALESCE(p.risk_level, 0) >= %(high_risk)s
+              -- one open risk alert per patient: a newer one supersedes it
+              AND NOT EXISTS (
+                  SELECT 1 FROM followups_alert a2
+                  WHERE a2.patient_id = a.patient_id AND a2.kind = 'risk'
+                    AND a2.raised_at > a.raised_at))
+          ELSE NOT p.status = ANY(%(registered)s)
       END
 ), upd AS (
     UPDATE followups_alertrecipient r
@@ -168,6 +180,8 @@ WITH stale AS (
 )
 SELECT (SELECT count(*) FROM closed WHERE kind = 'overdue'),
        (SELECT count(*) FROM closed WHERE kind = 'lost'),
+       (SELECT count(*) FROM closed WHERE kind = 'risk'),
+       (SELECT count(*) FROM closed WHERE kind = 'incident'),
        (SELECT count(*) FROM upd), (SELECT count(*) FROM hist)
 """  # noqa: S608 - composed from this module's constants only
 
@@ -179,6 +193,9 @@ def _params(today: date) -> dict:
         "reason": HISTORY_REASON,
         "overdue_days": rules.OVERDUE_ESCALATE_DAYS,
         "risk_hours": rules.RISK_ACK_HOURS,
+        "high_risk": settings.HIGH_RISK_MIN_LEVEL,
+        # registered (DOMAIN.md → Patients): alerts of the others end
+        "registered": list(rules.RECORDABLE_STATUSES),
     }
 
 
@@ -190,8 +207,9 @@ def _one(cur, sql: str, params: dict) -> tuple:
 def escalate(*, today: date | None = None) -> int:
     """Escalate to the county level of the same department: risk alerts
     unacknowledged after 24 h, overdue alerts 30 days overdue, incident
-    alerts the health centre has not answered within 14 days. Returns the
-    recipient rows added. Call inside a transaction."""
+    alerts the health centre has not answered within 14 days — of patients
+    still registered. Returns the recipient rows added. Call inside a
+    transaction."""
     today = today or timezone.localdate()
     params = {
         **_params(today),
@@ -203,14 +221,29 @@ def escalate(*, today: date | None = None) -> int:
     return added
 
 
-def followup_scan(*, today: date | None = None) -> dict:
+def scan_lock_waiters() -> int:
+    """Sessions of this database waiting for the scan lock (``SCAN_LOCK``)."""
+    with connection.cursor() as cur:
+        cur.execute(
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted "
+            "AND database = (SELECT oid FROM pg_database WHERE datname = current_database()) "
+            "AND classid::bigint = %s AND objid::bigint = %s AND objsubid = 1",
+            [SCAN_LOCK >> 32, SCAN_LOCK & 0xFFFFFFFF],
+        )
+        return cur.fetchone()[0]
+
+
+def followup_scan(*, today: date | None = None, on_locked=None) -> dict:
     """One daily scan in one transaction; returns its counts.
 
     Overdue (active, next due date passed) and lost patients get their alert
     once per episode; unanswered alerts escalate; overdue alerts whose
-    patient is no longer overdue on that due date, and lost alerts whose
-    patient is no longer lost, are closed. Notifications go through the
-    outbox on commit.
+    patient is no longer overdue on that due date, lost alerts whose patient
+    is no longer lost, risk alerts whose patient's latest risk is below the
+    threshold, and every alert of a patient no longer registered (dead,
+    moved out, removed) are closed. Notifications go through the outbox on
+    commit. ``on_locked`` is called inside the transaction as soon as the
+    scan holds its lock (the task records abandoned runs there).
     """
     from core.outbox import outbox_put
 
@@ -219,17 +252,23 @@ def followup_scan(*, today: date | None = None) -> dict:
     with transaction.atomic(), connection.cursor() as cur:
         cur.execute("SELECT pg_advisory_xact_lock(%s), now()", [SCAN_LOCK])
         started = cur.fetchone()[1]
+        if on_locked is not None:
+            on_locked()
         for kind, sql in (("overdue", OVERDUE_SQL), ("lost", LOST_SQL)):
             kinds, county_kinds = _recipient_kinds(kind)
             params = {**_params(today), "kind": kind, "kinds": kinds, "county_kinds": county_kinds}
             raised, recipients, _hist = _one(cur, sql, params)
             counts[f"{kind}_raised"] = raised
             counts[f"{kind}_recipients"] = recipients
-        counts["escalated"] = escalate(today=today)
+        # close first: an alert whose condition has ended does not escalate
         with translation.override(settings.LANGUAGE_CODE):
-            note = gettext("系统：预警情形已消除（已随访、患者状态或下次随访日期已变更）。")
+            note = gettext(
+                "系统：预警情形已消除（已随访，或危险性评估、患者状态、下次随访日期已变更）。"
+            )
         closed = _one(cur, CLOSE_STALE_SQL, {**_params(today), "note": note})
-        counts["overdue_closed"], counts["lost_closed"] = closed[0], closed[1]
+        for i, kind in enumerate(("overdue", "lost", "risk", "incident")):
+            counts[f"{kind}_closed"] = closed[i]
+        counts["escalated"] = escalate(today=today)
         if counts["overdue_recipients"] or counts["lost_recipients"] or counts["escalated"]:
             outbox_put(topic="alert.notify", payload={"since": started.isoformat()})
     return counts

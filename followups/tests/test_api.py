@@ -139,6 +139,50 @@ def test_future_visit_is_400(world, patients):
     assert r.json() == {"visit_date": [str(rules.ERR_FUTURE_VISIT)]}
 
 
+def test_dates_before_the_patients_birth_are_400_naming_the_field(world):
+    from datetime import date
+
+    doc = world.users.doctor_a
+    p = pf.patient(by=doc, village="990102001001", birth=date(1950, 3, 2))
+    client = api(doc)
+    r = client.post(FOLLOWUPS, {**payload(p), "visit_date": "1900-01-01"}, format="json")
+    assert r.status_code == 400
+    assert r.json() == {"visit_date": ["随访日期不能早于1950-01-01。"]}
+    r = client.post(FOLLOWUPS, {**payload(p), "visit_date": "1950-03-01"}, format="json")
+    assert r.json() == {"visit_date": ["随访日期不能早于患者的出生日期（1950-03-02）。"]}
+    dead = {
+        "patient": str(p.pk),
+        "visit_date": timezone.localdate().isoformat(),
+        "mode": "home",
+        "outcome": "deceased",
+        "death_date": "1800-01-01",
+        "death_cause": "accident",
+    }
+    r = client.post(FOLLOWUPS, dead, format="json")
+    assert r.status_code == 400 and r.json() == {"death_date": ["死亡日期不能早于1950-01-01。"]}
+    r = client.post(FOLLOWUPS, {**dead, "death_date": "1950-01-31"}, format="json")
+    assert r.json() == {"death_date": ["死亡日期不能早于患者的出生日期（1950-03-02）。"]}
+    r = client.post(
+        FOLLOWUPS,
+        {**payload(p), "hospitalization": "past", "last_discharge_date": "1949-12-31"},
+        format="json",
+    )
+    assert r.json() == {"last_discharge_date": ["末次出院时间不能早于1950-01-01。"]}
+    assert not FollowUp.objects.exists()
+    # a paper form from before registration is fine
+    r = client.post(FOLLOWUPS, {**payload(p), "visit_date": "2020-05-01"}, format="json")
+    assert r.status_code == 201
+
+
+@pytest.mark.parametrize("weeks", [0, 1.5, 53])
+def test_an_injection_interval_the_page_refuses_is_400(world, patients, weeks):
+    meds = [{"drug": "棕榈酸帕利哌酮", "injection_interval_weeks": weeks, "injection_mg": 150}]
+    r = api(world.users.doctor_a).post(
+        FOLLOWUPS, payload(patients.pA1, medications=meds), format="json"
+    )
+    assert r.status_code == 400 and "medications" in r.json()
+
+
 def test_idempotency_key_header_returns_the_first_row(world, patients):
     client = api(world.users.doctor_a)
     key = str(uuid.uuid4())

@@ -202,3 +202,96 @@ def test_a_patient_lost_after_three_misses_leaves_the_overdue_list_and_its_alert
     assert Alert.objects.get(kind="lost").status == "open"
     assert overdue_count_for(world.users.doctor_a) == 0
     assert followup_scan()["overdue_raised"] == 0
+
+
+# --------------------------------------------------------------- never followed up
+
+
+def test_a_newly_registered_patient_is_overdue_fifteen_days_later(world):
+    from followups.selectors import overdue_list_for
+    from patients.tests import factories as pf
+
+    doc = world.users.doctor_a
+    p = pf.patient(by=doc, village="990102001001", name="新登记")
+    today = timezone.localdate()
+    assert p.next_followup_due == p.registered_on + timedelta(days=14)
+    assert not overdue_list_for(user=doc, today=today + timedelta(days=14)).exists()
+    assert followup_scan(today=today + timedelta(days=14))["overdue_raised"] == 0
+    later = today + timedelta(days=15)
+    assert list(overdue_list_for(user=doc, today=later)) == [p]
+    assert followup_scan(today=later)["overdue_raised"] == 1
+    assert followup_scan(today=later)["overdue_raised"] == 0
+    alert = Alert.objects.get(kind="overdue", patient=p)
+    assert list(alert.recipients.values_list("organisation_id", flat=True)) == [world.org.hc_a1.pk]
+
+
+def test_the_migration_gives_never_followed_up_patients_a_first_due_date(world, patients):
+    import importlib
+
+    from django.apps import apps
+
+    migration = importlib.import_module("followups.migrations.0003_first_followup_due")
+    day = timezone.localdate() - timedelta(days=40)
+    Patient.objects.update(next_followup_due=None, registered_on=day)
+    record(by=world.users.doctor_b, patient=patients.pB1, days_ago=3)
+    Patient.objects.filter(pk=patients.pB1.pk).update(next_followup_due=None)  # a visited row
+    Patient.objects.filter(pk=patients.pC1.pk).update(status="moved_out")
+    migration.fill_first_due(apps, None)
+    due = dict(Patient.objects.values_list("pk", "next_followup_due"))
+    assert due == {
+        patients.pA1.pk: day + timedelta(days=14),
+        patients.pB1.pk: None,  # followed up: its visits decide
+        patients.pC1.pk: None,  # no longer managed
+    }
+    assert followup_scan()["overdue_raised"] == 1
+
+
+# --------------------------------------------------------------- alerts that ended
+
+
+def test_alerts_of_a_patient_moved_out_or_removed_close_and_stop_escalating(world, patients):
+    from followups.services.scan import escalation_scan
+
+    u = world.users
+    record(by=u.doctor_a, patient=patients.pA1, risk_level=4)
+    incident(by=u.police_a, patient=patients.pA1)
+    record(by=u.doctor_b, patient=patients.pB1, risk_level=3)
+    Alert.objects.update(
+        raised_at=timezone.now() - timedelta(hours=30), due_by=timezone.now() - timedelta(days=1)
+    )
+    Patient.objects.filter(pk=patients.pA1.pk).update(status="moved_out")
+    Patient.objects.filter(pk=patients.pB1.pk).update(status="deceased")
+    assert escalation_scan()["escalated"] == 0
+    counts = followup_scan()
+    assert (counts["risk_closed"], counts["incident_closed"], counts["escalated"]) == (2, 1, 0)
+    assert not Alert.objects.exclude(status="resolved").exists()
+    assert not rows_of("risk").filter(escalated=True).exists()
+
+
+def test_a_risk_alert_of_a_patient_now_below_the_threshold_closes_and_does_not_escalate(
+    world, patients
+):
+    from followups.services.scan import escalation_scan
+
+    record(by=world.users.doctor_a, patient=patients.pA1, risk_level=3)
+    Alert.objects.update(raised_at=timezone.now() - timedelta(hours=30))
+    Patient.objects.filter(pk=patients.pA1.pk).update(risk_level=1)  # e.g. set by hand
+    assert escalation_scan()["escalated"] == 0
+    assert followup_scan()["risk_closed"] == 1
+    assert Alert.objects.get(kind="risk").status == "resolved"
+
+
+def test_the_scan_closes_risk_alerts_piled_up_before_one_per_run(world, patients):
+    from followups.services.alerts import alert_raise
+
+    doc, p = world.users.doctor_a, patients.pA1
+    record(by=doc, patient=p, days_ago=20, risk_level=3)
+    newer = record(by=doc, patient=p, days_ago=6, risk_level=3)
+    Alert.objects.update(raised_at=timezone.now() - timedelta(days=20))
+    # what the old rule raised for every high-risk visit
+    alert_raise(patient=Patient.objects.get(pk=p.pk), kind="risk", episode=f"followup:{newer.pk}")
+    assert Alert.objects.filter(kind="risk").exclude(status="resolved").count() == 2
+    assert followup_scan()["risk_closed"] == 1
+    assert Alert.objects.filter(kind="risk").exclude(status="resolved").get().episode == (
+        f"followup:{newer.pk}"
+    )

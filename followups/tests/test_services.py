@@ -75,6 +75,20 @@ def test_future_date_is_refused(world, patients):
     assert exc.value.errors == {"visit_date": rules.ERR_FUTURE_VISIT}
 
 
+def test_a_correction_cannot_move_the_visit_before_birth(world, patients):
+    from datetime import date
+
+    fu = record(by=world.users.doctor_a, patient=patients.pA1)  # born 1980-05-17
+    with pytest.raises(svc.FollowUpInvalid) as exc:
+        svc.followup_update(
+            followup_id=fu.pk,
+            by=world.users.doctor_a,
+            data={"visit_date": date(1979, 1, 1)},
+            expected_version=fu.version,
+        )
+    assert list(exc.value.errors) == ["visit_date"]
+
+
 def test_override_is_kept_with_its_reason(world, patients):
     fu = record(
         by=world.users.doctor_a,
@@ -178,6 +192,35 @@ def test_three_misses_make_the_patient_lost_and_alert_police(world, patients):
     assert orgs == {world.org.ps_a1.pk, world.org.gov_a1.pk, world.org.hc_a1.pk}
 
 
+def test_three_misses_on_the_same_day_keep_the_patient_active(world, patients):
+    doc, p = world.users.doctor_a, patients.pA1
+    for _ in range(3):
+        svc.followup_not_reached(patient_id=p.pk, by=doc)
+    assert FollowUp.objects.filter(patient=p, outcome="not_reached").count() == 3
+    assert fresh(p).status == "active"
+    assert not Alert.objects.filter(kind="lost").exists()
+
+
+def test_misses_on_three_different_days_make_the_patient_lost(world, patients):
+    doc, p = world.users.doctor_a, patients.pA1
+    record(by=doc, patient=p, days_ago=2, outcome="not_reached")
+    record(by=doc, patient=p, days_ago=2, outcome="not_reached")
+    record(by=doc, patient=p, days_ago=1, outcome="not_reached")
+    assert fresh(p).status == "active"
+    svc.followup_not_reached(patient_id=p.pk, by=doc)
+    assert fresh(p).status == "lost"
+    assert Alert.objects.filter(kind="lost", patient=p).count() == 1
+
+
+def test_a_replayed_not_reached_records_once(world, patients):
+    doc, p = world.users.doctor_a, patients.pA1
+    key = uuid.uuid4()
+    first = svc.followup_not_reached(patient_id=p.pk, by=doc, idempotency_key=key)
+    again = svc.followup_not_reached(patient_id=p.pk, by=doc, idempotency_key=key)
+    assert again.pk == first.pk and again.replayed and not first.replayed
+    assert FollowUp.objects.filter(patient=p).count() == 1
+
+
 def test_completed_visit_reactivates_a_lost_patient_and_closes_its_lost_alert(world, patients):
     doc, p = world.users.doctor_a, patients.pA1
     record(by=doc, patient=p, days_ago=10, outcome="lost", lost_reason="out_for_work")
@@ -187,6 +230,24 @@ def test_completed_visit_reactivates_a_lost_patient_and_closes_its_lost_alert(wo
     alert = Alert.objects.get(patient=p, kind="lost")
     assert alert.status == "resolved"
     assert set(alert.recipients.values_list("status", flat=True)) == {"resolved"}
+
+
+def test_a_refused_patient_stays_refused_when_lost_and_becomes_active_when_seen(world, patients):
+    doc, p = world.users.doctor_a, patients.pA1
+    Patient.objects.filter(pk=p.pk).update(status="refused")
+    record(by=doc, patient=p, days_ago=5, outcome="lost", lost_reason="out_for_work")
+    assert fresh(p).status == "refused"
+    assert not Alert.objects.filter(kind="lost").exists()
+    record(by=doc, patient=p, days_ago=1, risk_level=1)
+    assert fresh(p).status == "active"
+
+
+def test_two_basically_stable_visits_the_same_day_are_no_recheck(world, patients):
+    doc, p = world.users.doctor_a, patients.pA1
+    record(by=doc, patient=p, days_ago=3, risk_level=1)
+    again = record(by=doc, patient=p, days_ago=3, risk_level=2)
+    assert again.classification == "basically_stable"
+    assert again.next_due_date == again.visit_date + timedelta(days=14)
 
 
 def test_deceased_ends_management(world, patients):
@@ -289,6 +350,68 @@ def test_a_correction_that_raises_the_risk_alerts_once(world, patients):
         svc.followup_update(
             followup_id=fu.pk, by=u.doctor_a, data={"risk_level": 4}, expected_version=fu.version
         )
+
+
+def open_risk_alerts(patient):
+    return Alert.objects.filter(patient=patient, kind="risk").exclude(status="resolved")
+
+
+def test_a_patient_staying_at_high_risk_has_one_risk_alert(world, patients):
+    doc, p = world.users.doctor_a, patients.pA1
+    first = record(by=doc, patient=p, days_ago=30, risk_level=3)
+    record(by=doc, patient=p, days_ago=20, outcome="not_reached")  # no risk measured
+    record(by=doc, patient=p, days_ago=16, risk_level=4)
+    record(by=doc, patient=p, days_ago=2, risk_level=3)
+    alert = Alert.objects.get(patient=p, kind="risk")
+    assert alert.episode == f"followup:{first.pk}" and alert.status == "open"
+
+
+def test_risk_below_the_threshold_closes_the_alert_and_a_new_rise_raises_another(world, patients):
+    doc, p = world.users.doctor_a, patients.pA1
+    record(by=doc, patient=p, days_ago=30, risk_level=3)
+    calm = record(by=doc, patient=p, days_ago=16, risk_level=1)
+    alert = Alert.objects.get(patient=p, kind="risk")
+    assert alert.status == "resolved"
+    rows = list(alert.recipients.all())
+    assert {r.status for r in rows} == {"resolved"}
+    assert all(r.note.startswith("系统") and calm.visit_date.isoformat() in r.note for r in rows)
+    rise = record(by=doc, patient=p, days_ago=2, risk_level=5)
+    assert open_risk_alerts(p).get().episode == f"followup:{rise.pk}"
+    assert Alert.objects.filter(patient=p, kind="risk").count() == 2
+
+
+def test_a_correction_below_the_threshold_closes_the_risk_alert(world, patients):
+    doc, p = world.users.doctor_a, patients.pA1
+    fu = record(by=doc, patient=p, risk_level=4)
+    assert open_risk_alerts(p).count() == 1
+    svc.followup_update(
+        followup_id=fu.pk, by=doc, data={"risk_level": 2}, expected_version=fu.version
+    )
+    assert not open_risk_alerts(p).exists()
+    assert Alert.objects.get(patient=p, kind="risk").status == "resolved"
+
+
+def test_death_closes_risk_incident_and_overdue_alerts(world, patients):
+    from followups.services.scan import followup_scan
+
+    u, p = world.users, patients.pA1
+    record(by=u.doctor_a, patient=p, days_ago=40, risk_level=3)
+    incident(by=u.police_a, patient=p, occurred_on=timezone.localdate())
+    followup_scan()  # the visit was due 26 days ago: overdue
+    assert set(Alert.objects.exclude(status="resolved").values_list("kind", flat=True)) == {
+        "risk",
+        "incident",
+        "overdue",
+    }
+    record(
+        by=u.doctor_a,
+        patient=p,
+        outcome="deceased",
+        death_date=timezone.localdate(),
+        death_cause="accident",
+    )
+    assert not Alert.objects.exclude(status="resolved").exists()
+    assert not AlertRecipient.objects.exclude(status="resolved").exists()
 
 
 # --------------------------------------------------------------- incidents

@@ -104,6 +104,19 @@ def test_missing_clinical_items_are_shown_on_the_form(world, patients):
     assert not FollowUp.objects.exists()
 
 
+def test_a_visit_date_before_the_patients_birth_is_refused_on_the_page(world, patients):
+    p = patients.pA1  # born 1980-05-17
+    c = client_for(world.users.doctor_a)
+    page = c.get(f"/followups/new/{p.pk}/")
+    assert 'min="1980-05-17"' in page.content.decode()
+    r = c.post(f"/followups/new/{p.pk}/", form_post(visit_date="1980-05-16"))
+    assert r.status_code == 200
+    assert r.context["form"].errors["visit_date"] == [
+        "随访日期不能早于患者的出生日期（1980-05-17）。"
+    ]
+    assert not FollowUp.objects.exists()
+
+
 def test_override_without_a_reason_is_refused(world, patients):
     r = client_for(world.users.doctor_a).post(
         f"/followups/new/{patients.pA1.pk}/", form_post(classification="unstable")
@@ -124,15 +137,85 @@ def test_live_suggestion_follows_the_fields(world, patients):
     calm = c.post(url, form_post(), **headers).content.decode()
     assert 'data-code="stable"' in calm
     missing = c.post(url, form_post(risk_level=""), **headers).content.decode()
-    assert "请先选择危险性评估" in missing
+    assert "系统建议分类还需填写：危险性评估" in missing
     missed = c.post(url, form_post(outcome="not_reached"), **headers).content.decode()
     assert "下次随访日期不变" in missed
+
+
+def test_live_suggestion_waits_for_the_items_and_refuses_a_future_date(world, patients):
+    c = client_for(world.users.doctor_a)
+    url = f"/followups/new/{patients.pA1.pk}/suggest/"
+    headers = {"HTTP_HX_REQUEST": "true"}
+    only_risk = {
+        "visit_date": timezone.localdate().isoformat(),
+        "mode": "home",
+        "outcome": "completed",
+        "risk_level": "0",
+    }
+    body = c.post(url, only_risk, **headers).content.decode()
+    assert 'id="suggested-classification"' not in body and "稳定" not in body
+    assert "系统建议分类还需填写：自知力、个人生活料理、家务劳动" in body
+    tomorrow = timezone.localdate() + timedelta(days=1)
+    body = c.post(url, form_post(visit_date=tomorrow.isoformat()), **headers).content.decode()
+    assert "随访日期不能晚于今天。" in body
+    assert 'id="suggested-due"' not in body
+    assert (tomorrow + timedelta(days=14)).isoformat() not in body
+
+
+def test_the_page_refuses_an_injection_interval_the_api_refuses(world, patients):
+    from followups import rules
+
+    c = client_for(world.users.doctor_a)
+    for weeks in ("0", "1.5", "53"):
+        data = form_post(
+            med_0_drug="棕榈酸帕利哌酮",
+            med_0_evening_mg="",
+            med_0_injection_interval_weeks=weeks,
+            med_0_injection_mg="150",
+        )
+        r = c.post(f"/followups/new/{patients.pA1.pk}/", data)
+        assert r.status_code == 200, weeks
+        assert r.context["form"].errors["med_0_drug"] == [rules.ERR_INJECTION_INTERVAL]
+    assert not FollowUp.objects.exists()
 
 
 @pytest.mark.parametrize("persona, status", [("police_a", 403), ("civil", 403), ("doctor_b", 404)])
 def test_who_may_not_open_the_visit_form(world, patients, persona, status):
     r = client_for(getattr(world.users, persona)).get(f"/followups/new/{patients.pA1.pk}/")
     assert r.status_code == status
+
+
+def test_print_view_has_the_national_items_and_codes(world, patients):
+    fu = record(
+        by=world.users.doctor_a,
+        patient=patients.pA1,
+        risk_level=1,
+        work="not_applicable",
+        hospitalization="none",
+        treatment_effect="not_applicable",
+    )
+    r = client_for(world.users.doctor_a).get(f"/followups/{fu.pk}/print/")
+    items = {item["no"]: item for item in r.context["items"]}
+    assert sorted(items) == list(range(1, 31))  # the national form's 30 items
+    labels = {no: str(item["label"]) for no, item in items.items()}
+    assert (labels[5], labels[6], labels[7], labels[30]) == (
+        "死亡日期",
+        "死亡原因",
+        "危险性评估",
+        "随访医生签名",
+    )
+
+    def codes(no):
+        return {o["n"]: o["on"] for o in items[no]["options"] if "n" in o}
+
+    assert codes(14) == {1: False, 2: False, 3: False, 9: True}  # work: 9 not applicable
+    assert codes(19) == {0: True, 1: False, 2: False}  # hospitalisation 0/1/2
+    assert codes(23) == {1: False, 2: False, 3: False, 4: False, 9: True}
+    assert codes(17) == {1: False, 2: False, 3: False, 4: False, 5: False, 6: False, 7: True}
+    assert codes(22) == {1: True, 2: False, 9: False}  # adverse reaction: none
+    assert codes(28) == {1: False, 2: True, 3: False}  # basically stable
+    html = r.content.decode()
+    assert "☑9 此项不适用" in html and "☑0 未住院" in html and "☑7 无" in html
 
 
 def test_detail_print_and_edit(world, patients):
@@ -219,18 +302,45 @@ def test_excel_export_works_also_when_empty(world, patients):
     assert "attachment" in empty["Content-Disposition"]
 
 
-def test_one_click_not_reached_then_lost_on_the_third(world, patients):
+def test_one_click_not_reached_then_lost_on_the_third_day(world, patients):
     (p,) = _overdue(world, 1)
     c = client_for(world.users.doctor_a)
     url = f"/followups/overdue/{p.pk}/not-reached/"
     r = c.post(url, HTTP_HX_REQUEST="true")
     assert r.status_code == 200 and "连续第1次" in r.content.decode()
     assert FollowUp.objects.get().outcome == "not_reached"
+    # two more clicks the same day: one missed day, not three
     c.post(url, HTTP_HX_REQUEST="true")
+    c.post(url, HTTP_HX_REQUEST="true")
+    assert Patient.objects.get(pk=p.pk).status == "active"
+    assert not Alert.objects.filter(kind="lost").exists()
+    FollowUp.objects.filter(patient=p).update(visit_date=timezone.localdate() - timedelta(days=2))
+    record(by=world.users.doctor_a, patient=p, days_ago=1, outcome="not_reached")
+    row = client_for(world.users.doctor_a).get("/followups/overdue/").context["rows"][0]
+    assert row["misses"] == 2 and row["loses_next"]
     third = c.post(url, {"next": "/followups/overdue/?risk=1"})
     assert third.status_code == 302 and third["Location"] == "/followups/overdue/?risk=1"
     assert Patient.objects.get(pk=p.pk).status == "lost"
     assert Alert.objects.filter(kind="lost", patient=p).count() == 1
+
+
+def test_a_replayed_not_reached_click_records_once(world, patients):
+    (p,) = _overdue(world, 1)
+    c = client_for(world.users.doctor_a)
+    page = c.get("/followups/overdue/")
+    html = page.content.decode()
+    row = page.context["rows"][0]
+    key = str(row["idempotency_key"])
+    assert 'hx-disabled-elt="find button"' in html  # no second click while it runs
+    assert f'name="idempotency_key" value="{key}"' in html
+    url = f"/followups/overdue/{p.pk}/not-reached/"
+    for _ in range(3):
+        r = c.post(url, {"idempotency_key": key}, HTTP_HX_REQUEST="true")
+        assert r.status_code == 200
+    assert FollowUp.objects.filter(patient=p).count() == 1
+    assert FollowUp.objects.get(patient=p).idempotency_key == row["idempotency_key"]
+    # the row that comes back carries a fresh key for the next attempt
+    assert key not in r.content.decode() and 'name="idempotency_key"' in r.content.decode()
 
 
 def test_police_cannot_open_the_overdue_list(world, patients):

@@ -31,3 +31,19 @@ def test_out_of_scope_detail_is_404_and_audited(world, patients):
     row = AuditEvent.objects.filter(action="access.denied").latest("id")
     assert row.actor_id == world.users.police_a.pk
     assert row.object_id == str(patients.pB1.pk)
+
+
+def test_field_sets_give_no_clinical_field_outside_health():
+    from patients.fieldsets import CLINICAL, FIELDSETS, LATEST_RISK
+
+    for department, fields in FIELDSETS.items():
+        if department != "health":
+            assert not set(CLINICAL) & set(fields), department
+        assert len(set(fields)) == len(fields), department
+    # DOMAIN.md → Data exchange: police and governance get the risk level and
+    # the classification; the due date with them (documented in fieldsets.py)
+    for department in ("police", "governance"):
+        assert set(LATEST_RISK) <= set(FIELDSETS[department])
+        assert (
+            "classification" in FIELDSETS[department] and "diagnosis" not in FIELDSETS[department]
+        )
