@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import uuid
 
-from axes.models import AccessAttempt
-from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.db.models import CharField, Count, Exists, OuterRef, Q, QuerySet, Subquery
@@ -15,6 +13,7 @@ from django.http import Http404
 from django.utils import timezone
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
+from accounts.lockout import locked_failures
 from accounts.models import ApiKey, BreakGlassGrant, Organisation, Region, StaffProfile
 from accounts.roles import ROLE_INFO, role_of
 from audit.models import AuditEvent
@@ -133,14 +132,10 @@ def staff_get_for(user, pk):
 
 def lockout_list_for(user) -> QuerySet:
     """Accounts in the security admin's region locked by failed logins now."""
-    threshold = timezone.now() - settings.AXES_COOLOFF_TIME
     usernames = staff_list_for(user).values("username")
     return (
-        AccessAttempt.objects.filter(
-            username__in=usernames,
-            attempt_time__gte=threshold,
-            failures_since_start__gte=settings.AXES_FAILURE_LIMIT,
-        )
+        locked_failures()
+        .filter(username__in=usernames)
         .values("username")
         .distinct()
         .order_by("username")
