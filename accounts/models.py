@@ -278,3 +278,22 @@ class BreakGlassGrant(models.Model):
     @property
     def is_active(self) -> bool:
         return self.expires_at > timezone.now()
+
+
+class TokenActivity(models.Model):
+    """When an API token (DRF ``authtoken.Token``, one per user) was last
+    used: the idle clock of G11 for the API. Written at most once a minute by
+    ``accounts.authentication.ExpiringTokenAuthentication``; goes with the
+    token (a new token starts a new clock)."""
+
+    token = models.OneToOneField(
+        "authtoken.Token", primary_key=True, on_delete=models.CASCADE, related_name="activity"
+    )
+    last_used_at = models.DateTimeField()
+
+    class Meta:
+        verbose_name = _("令牌使用")
+        verbose_name_plural = _("令牌使用")
+
+    def __str__(self) -> str:
+        return f"{self.last_used_at:%Y-%m-%d %H:%M}"

@@ -173,7 +173,8 @@ BREAK_GLASS_HOURS = 3
 # REST API
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.TokenAuthentication",
+        # DRF's tokens under the session rules: 12 h, idle 30/15 min, due password (G8, G11)
+        "accounts.authentication.ExpiringTokenAuthentication",
         "accounts.authentication.ApiKeyAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
