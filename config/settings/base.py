@@ -162,6 +162,14 @@ WHITENOISE_USE_FINDERS = DEBUG
 FIELD_ENCRYPTION_KEYS = env.list("FIELD_ENCRYPTION_KEYS", default=[])
 BLIND_INDEX_KEY = secret("BLIND_INDEX_KEY", None)
 
+# The audit chain's HMAC key (SECURITY.md G13): required in production;
+# derived from SECRET_KEY when unset (development, the demo). Never change it
+# on a running system: rows written under the old key would not verify.
+AUDIT_CHAIN_KEY = secret("AUDIT_CHAIN_KEY", None)
+# Where audit.tasks.audit_checkpoint appends the chain's head: outside the
+# database, ideally another volume or host (docs/security.md → Audit).
+AUDIT_CHECKPOINT_DIR = env("AUDIT_CHECKPOINT_DIR", default=str(VAR_DIR / "audit-checkpoints"))
+
 # The domain's named thresholds (DOMAIN.md); settings, not code.
 HIGH_RISK_MIN_LEVEL = env.int("HIGH_RISK_MIN_LEVEL", default=3)
 MFA_REQUIRED = env.bool("MFA_REQUIRED", default=False)
