@@ -30,7 +30,7 @@ from rest_framework.authentication import (
 )
 from rest_framework.authtoken.models import Token
 
-from accounts.models import ApiKey, TokenActivity
+from accounts.models import ApiKey, ApiKeyStatus, TokenActivity
 
 KEYWORD = "Api-Key"
 ERR_BAD_KEY = _("接口密钥无效或已吊销。")
@@ -175,7 +175,7 @@ class ApiKeyAuthentication(BaseAuthentication):
         if parts is not None:
             api_key = (
                 ApiKey.objects.select_related("user")
-                .filter(prefix=parts[0], revoked_at__isnull=True)
+                .filter(prefix=parts[0], revoked_at__isnull=True, status=ApiKeyStatus.ACTIVE)
                 .first()
             )
         if (

@@ -14,7 +14,14 @@ from django.utils import timezone
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from accounts.lockout import locked_failures
-from accounts.models import ApiKey, BreakGlassGrant, Organisation, Region, StaffProfile
+from accounts.models import (
+    ApiKey,
+    ApiKeyStatus,
+    BreakGlassGrant,
+    Organisation,
+    Region,
+    StaffProfile,
+)
 from accounts.roles import ROLE_INFO, role_of
 from audit.models import AuditEvent
 
@@ -143,12 +150,37 @@ def lockout_list_for(user) -> QuerySet:
 
 
 def apikey_list_for(user) -> QuerySet[ApiKey]:
+    """Partner keys of organisations in the (security or system) admin's region."""
     return (
         ApiKey.objects.filter(_in_region_q(admin_region(user), "organisation__region__path"))
-        .select_related("organisation", "created_by", "revoked_by")
+        .select_related("organisation", "created_by", "revoked_by", "custodian", "approved_by")
         .annotate(role=_role_subquery("user_id"))
         .order_by("-created_at")
     )
+
+
+def apikey_list_of_custodian(user) -> QuerySet[ApiKey]:
+    """The keys the user is custodian of, newest first."""
+    return (
+        ApiKey.objects.filter(custodian_id=user.pk)
+        .select_related("organisation", "created_by", "approved_by")
+        .annotate(role=_role_subquery("user_id"))
+        .order_by("-created_at")
+    )
+
+
+def apikey_get_to_collect(user, pk) -> ApiKey:
+    """An approved key waiting for this user, its custodian, or Http404."""
+    obj = (
+        apikey_list_of_custodian(user)
+        .filter(pk=pk, status=ApiKeyStatus.APPROVED, revoked_at__isnull=True)
+        .first()
+        if str(pk).isdigit()
+        else None
+    )
+    if obj is None:
+        raise Http404
+    return obj
 
 
 def apikey_get_for(user, pk) -> ApiKey:

@@ -155,19 +155,39 @@ def _alerts(ctx, objs):
 
 @builder("apikey")
 def _api_keys(ctx, objs):
-    from accounts.services import apikey_create
+    """Requested keys (approvable, revocable) of each position's health
+    centre, custodian its township doctor."""
+    from accounts.services import apikey_request
 
-    o = ctx.world.org
+    o, u = ctx.world.org, ctx.users
     out = {}
-    for pos, org, by in (
-        (OWN, o.hc_a1, ctx.users.security_admin),
-        (OTHER, o.hc_a2, ctx.users.security_admin),
-        (COUNTY, o.hc_c1, ctx.extra.security_admin_c),
+    for pos, org, by, custodian in (
+        (OWN, o.hc_a1, u.security_admin, u.doctor_a),
+        (OTHER, o.hc_a2, u.security_admin, u.doctor_b),
+        (COUNTY, o.hc_c1, ctx.extra.security_admin_c, u.doctor_c),
     ):
-        key, _ = apikey_create(
-            name=f"矩阵接口{pos}", organisation=org, role="township_doctor", by=by
+        key = apikey_request(
+            name=f"矩阵接口{pos}",
+            organisation=org,
+            role="township_doctor",
+            custodian=custodian,
+            by=by,
         )
         out[pos] = Obj(key.pk, (key.prefix,))
+    return out
+
+
+@builder("apikey_approved")
+def _api_keys_approved(ctx, objs):
+    """The same keys approved: each waits for its custodian (doctor_a at
+    OWN, doctor_b at OTHER, doctor_c at COUNTY) to collect it."""
+    from accounts.models import ApiKey
+    from accounts.services import apikey_approve
+
+    out = {}
+    for pos, obj in objs.get("apikey").items():
+        apikey_approve(api_key=ApiKey.objects.get(pk=obj.key), by=None)
+        out[pos] = obj
     return out
 
 
