@@ -193,6 +193,21 @@ def apikey_get_for(user, pk) -> ApiKey:
 # --- break the glass ---------------------------------------------------------------
 
 
+def breakglass_search_path(user) -> str | None:
+    """Where a break-the-glass lookup searches (the DHIS2 "search scope"):
+    the county of the user's organisation, or the organisation's own region
+    when it sits above county level. None without an organisation."""
+    profile = staff_profile_of(user)
+    if profile is None:
+        return None
+    region = profile.organisation.region
+    county = region.county_code
+    if county is None:
+        return region.path
+    parts = [p for p in region.path.strip("/").split("/") if p]
+    return "/" + "/".join(parts[: parts.index(county) + 1]) + "/"
+
+
 def break_glass_grants_q(user) -> QuerySet[BreakGlassGrant]:
     """The user's active break-the-glass grants (patients.selectors reads
     their ``patient_id`` to open those records for reading)."""

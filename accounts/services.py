@@ -40,8 +40,9 @@ from accounts.models import (
 )
 from accounts.roles import ROLE_INFO, Role, fieldset_of, role_of
 from accounts.scoping import forget_scope
-from accounts.selectors import admin_region
+from accounts.selectors import admin_region, breakglass_search_path
 from audit.services import audit_record
+from core.crypto import blind_index
 from core.errors import DomainError
 from core.history import history_stamp
 
@@ -57,7 +58,7 @@ ERR_API_CUSTODIAN = _(
 )
 ERR_API_STATUS = _("该接口密钥当前的状态不能进行此操作。")
 ERR_BREAKGLASS_ROLE = _("只有卫生健康人员可以申请紧急访问。")
-ERR_BREAKGLASS_NOT_FOUND = _("未找到该证件号码的患者。")
+ERR_BREAKGLASS_NOT_FOUND = _("本县（区）患者登记中未找到该证件号码。")
 ERR_REASON_SHORT = _("请写明理由（至少10个字）。")
 
 REASON_MIN_LENGTH = 10
@@ -559,11 +560,15 @@ def breakglass_request(
     *, by, id_type: str, id_number: str, reason: str, request=None
 ) -> BreakGlassGrant | None:
     """Emergency read access for ``BREAK_GLASS_HOURS`` to the patient with
-    this document number, outside the user's scope (SECURITY.md G25).
+    this document number, outside the user's scope but inside their county's
+    register (SECURITY.md G25).
 
     Health staff only; a written reason is required. Returns the active
     grant (an existing one is reused), or None when the patient is already
-    within the user's scope. Every request, found or not, is audited.
+    within the user's scope. Raises ERR_BREAKGLASS_NOT_FOUND alike for a
+    number not on the register and one registered in another county, so
+    the form is no oracle for the whole province. Every lookup is audited,
+    whatever its outcome, with a keyed hash of the number (never the number).
     """
     # patients imports accounts: import it here, not at module load
     from patients.models import Patient, id_number_index_for
@@ -573,13 +578,30 @@ def breakglass_request(
         raise DomainError(ERR_BREAKGLASS_ROLE)
     reason = _clean_reason(reason)
     index = id_number_index_for(id_type, id_number)
+    search_path = breakglass_search_path(by)
     # The lookup reads the key only, never the record: the grant below is
     # what lets patients.selectors open it.
-    patient_id = Patient.objects.filter(id_number_index=index).values_list("pk", flat=True).first()
-    if patient_id is None:
+    patient_id = (
+        Patient.objects.filter(id_number_index=index, region__path__startswith=search_path)
+        .values_list("pk", flat=True)
+        .first()
+        if search_path
+        else None
+    )
+    lookup = {"id_hash": blind_index(index, purpose="audit-breakglass")[:16]}
+
+    def audit(action: str, detail: dict | None = None) -> None:
         audit_record(
-            actor=by, action="breakglass.not_found", object_type="patient", request=request
+            actor=by,
+            action=action,
+            object_type="patient",
+            object_id=patient_id or "",
+            detail={**lookup, **(detail or {})},
+            request=request,
         )
+
+    if patient_id is None:
+        audit("breakglass.not_found")
         raise DomainError(ERR_BREAKGLASS_NOT_FOUND, field="id_number")
     now = timezone.now()
     grant = (
@@ -588,8 +610,12 @@ def breakglass_request(
         .first()
     )
     if grant is not None:
+        # asked again while a grant lasts: no new grant, but the request is
+        # on record like every other (the review counts the reads anyway)
+        audit("breakglass.reuse", {"grant": str(grant.pk)})
         return grant
     if patient_list_visible_to(user=by).filter(pk=patient_id).exists():
+        audit("breakglass.in_scope")
         return None
     with transaction.atomic():
         grant = BreakGlassGrant(
@@ -601,14 +627,7 @@ def breakglass_request(
         )
         grant.full_clean()
         grant.save(force_insert=True)
-        audit_record(
-            actor=by,
-            action="breakglass.grant",
-            object_type="patient",
-            object_id=patient_id,
-            detail={"grant": str(grant.pk), "hours": settings.BREAK_GLASS_HOURS},
-            request=request,
-        )
+        audit("breakglass.grant", {"grant": str(grant.pk), "hours": settings.BREAK_GLASS_HOURS})
     return grant
 
 

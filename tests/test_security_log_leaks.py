@@ -48,7 +48,7 @@ def test_logs_and_audit_rows_hold_no_personal_data(caplog, world, patients):
     breakglass_request(
         by=u.doctor_a,
         id_type="resident_id",
-        id_number=patients.pC1.id_number,
+        id_number=patients.pB1.id_number,
         reason="急诊收治，需核对既往用药情况",
     )
     client.get(reverse("audit:patient-access", args=[patients.pA1.pk]))

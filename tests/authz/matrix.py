@@ -635,7 +635,9 @@ M["audit:event-list"] = Entry({"GET": only(200, "audit_admin")})
 M["audit:unusual-list"] = Entry({"GET": only(200, "audit_admin")})
 M["audit:breakglass-list"] = Entry({"GET": only(200, "audit_admin")})
 M["audit:breakglass-review"] = Entry(
-    {"POST": scoped(302, roles=("audit_admin",), scope=ALL)}, kwargs={"pk": "breakglass"}
+    {"POST": scoped(302, roles=("audit_admin",), scope=COUNTY_A)},
+    kwargs={"pk": "breakglass"},
+    note="grants of requesters in the audit admin's county",
 )
 M["audit:patient-access"] = Entry(
     {"GET": scoped(200, roles=HEALTH, others=404)},

@@ -193,16 +193,27 @@ def _api_keys_approved(ctx, objs):
 
 @builder("breakglass")
 def _breakglass(ctx, objs):
-    """Grants to patients outside the requester's scope: doctor_b opens pA1
-    (own township's patient), doctor_a opens pB1, doctor_a opens pC1."""
+    """Grants to patients outside the requester's scope, inside the
+    requester's county (break-the-glass searches only there): doctor_b opens
+    pA1 (own township's patient), doctor_a opens pB1, and a doctor of a
+    second township of county C opens pC1."""
+    from accounts.models import OrganisationKind, RegionLevel
+    from accounts.roles import Role
     from accounts.services import breakglass_request
+    from accounts.tests import factories as af
 
-    u, p = ctx.users, ctx.patients
+    u, p, w = ctx.users, ctx.patients, ctx.world
+    c2 = af.region("990103002", "镇C2", RegionLevel.TOWNSHIP, w.county_c)
+    doctor_c2 = af.staff(
+        "doctor_c2",
+        Role.TOWNSHIP_DOCTOR,
+        af.organisation("C2卫生院", OrganisationKind.HEALTH_CENTRE, c2),
+    )
     out = {}
     for pos, patient, by in (
         (OWN, p.pA1, u.doctor_b),
         (OTHER, p.pB1, u.doctor_a),
-        (COUNTY, p.pC1, u.doctor_a),
+        (COUNTY, p.pC1, doctor_c2),
     ):
         grant = breakglass_request(
             by=by,
