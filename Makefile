@@ -37,7 +37,8 @@ lint: install
 	  FIELD_ENCRYPTION_KEYS=k1:$$(head -c 32 /dev/urandom | base64) BLIND_INDEX_KEY=lint-only \
 	  AUDIT_CHAIN_KEY=lint-only-$$(head -c 32 /dev/urandom | base64) \
 	  $(PY) manage.py check --deploy --fail-level WARNING
-	$(VENV)/bin/bandit -q -c pyproject.toml -r . --severity-level medium --confidence-level high
+# bandit at every confidence level: each reviewed finding carries "# nosec <id>" and why it is safe
+	$(VENV)/bin/bandit -q -c pyproject.toml -r . --severity-level medium
 
 bench: install
 	@bash scripts/bench.sh
