@@ -8,7 +8,7 @@ COPY . .
 # collectstatic needs settings but no secrets or database: use the base settings.
 # (translations are committed compiled: locale/*/LC_MESSAGES/django.mo)
 RUN DJANGO_SETTINGS_MODULE=config.settings.base python manage.py collectstatic --no-input \
-    && mkdir -p /app/var && chown -R app:app /app/var
+    && mkdir -p /app/var/audit-checkpoints && chown -R app:app /app/var
 USER app
 EXPOSE 8000
 CMD ["gunicorn", "config.wsgi:application", "--bind", "0.0.0.0:8000", "--workers", "4"]

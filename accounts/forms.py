@@ -133,10 +133,18 @@ class OtpCodeForm(forms.Form):
     )
 
 
-class ApiKeyCreateForm(forms.Form):
+class ApiKeyRequestForm(forms.Form):
     name = forms.CharField(label=_("名称"), max_length=100, help_text=_("例如“公安局重点人员系统”"))
     organisation = OrganisationChoiceField(label=_("机构"), queryset=Organisation.objects.none())
     role = forms.ChoiceField(label=_("角色"), choices=_role_choices(include_admin_class=False))
+    custodian = forms.CharField(
+        label=_("领取人用户名"),
+        max_length=150,
+        help_text=_(
+            "该机构中担任该角色的工作人员（通常是对方系统的负责人）。"
+            "系统管理员批准后，由其本人登录领取密钥。"
+        ),
+    )
 
     def __init__(self, *args, organisations, **kwargs):
         super().__init__(*args, **kwargs)

@@ -208,13 +208,25 @@ class PasswordHistory(models.Model):
         return f"{self.user_id} {self.created_at:%Y-%m-%d}"
 
 
+class ApiKeyStatus(models.TextChoices):
+    REQUESTED = "requested", _("待审批")
+    APPROVED = "approved", _("待领取")
+    ACTIVE = "active", _("有效")
+    REJECTED = "rejected", _("已驳回")
+
+
 class ApiKey(models.Model):
     """A named key of a partner system (another department's software).
 
     A key acts through its own service account (no usable password) that
     holds one role in one organisation, so the API scopes its reads exactly
-    as for a person of that organisation. Only a SHA-256 of the key is kept;
-    the key itself is shown once, when it is created.
+    as for a person of that organisation. Only a SHA-256 of the key is kept.
+
+    No 三员 account ever holds a key (SECURITY.md G4; accounts.services):
+    the security admin requests it and names its custodian — a person of
+    that organisation with that role, who can read that data anyway; the
+    system admin approves it; only then does the custodian collect it, and
+    the secret is made at that moment and shown to the custodian once.
     """
 
     name = models.CharField(_("名称"), max_length=100)
@@ -228,7 +240,28 @@ class ApiKey(models.Model):
         related_name="api_key",
     )
     prefix = models.CharField(_("前缀"), max_length=16, unique=True)
-    key_hash = models.CharField(max_length=64)
+    key_hash = models.CharField(max_length=64, blank=True)  # set when collected
+    status = models.CharField(
+        _("状态"), max_length=16, choices=ApiKeyStatus.choices, default=ApiKeyStatus.REQUESTED
+    )
+    custodian = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("领取人"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    approved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("审批人"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    approved_at = models.DateTimeField(_("审批时间"), null=True, blank=True)
+    collected_at = models.DateTimeField(_("领取时间"), null=True, blank=True)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         verbose_name=_("创建人"),
@@ -259,7 +292,11 @@ class ApiKey(models.Model):
 
     @property
     def is_active(self) -> bool:
-        return self.revoked_at is None
+        return self.revoked_at is None and self.status == ApiKeyStatus.ACTIVE
+
+    @property
+    def is_revoked(self) -> bool:
+        return self.revoked_at is not None
 
 
 class BreakGlassGrant(models.Model):
@@ -304,3 +341,22 @@ class BreakGlassGrant(models.Model):
     @property
     def is_active(self) -> bool:
         return self.expires_at > timezone.now()
+
+
+class TokenActivity(models.Model):
+    """When an API token (DRF ``authtoken.Token``, one per user) was last
+    used: the idle clock of G11 for the API. Written at most once a minute by
+    ``accounts.authentication.ExpiringTokenAuthentication``; goes with the
+    token (a new token starts a new clock)."""
+
+    token = models.OneToOneField(
+        "authtoken.Token", primary_key=True, on_delete=models.CASCADE, related_name="activity"
+    )
+    last_used_at = models.DateTimeField()
+
+    class Meta:
+        verbose_name = _("令牌使用")
+        verbose_name_plural = _("令牌使用")
+
+    def __str__(self) -> str:
+        return f"{self.last_used_at:%Y-%m-%d %H:%M}"

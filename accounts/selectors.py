@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import uuid
 
-from axes.models import AccessAttempt
-from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.db.models import CharField, Count, Exists, OuterRef, Q, QuerySet, Subquery
@@ -15,7 +13,15 @@ from django.http import Http404
 from django.utils import timezone
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from accounts.models import ApiKey, BreakGlassGrant, Organisation, Region, StaffProfile
+from accounts.lockout import locked_failures
+from accounts.models import (
+    ApiKey,
+    ApiKeyStatus,
+    BreakGlassGrant,
+    Organisation,
+    Region,
+    StaffProfile,
+)
 from accounts.roles import ROLE_INFO, role_of
 from audit.models import AuditEvent
 
@@ -149,14 +155,10 @@ def staff_get_for(user, pk):
 
 def lockout_list_for(user) -> QuerySet:
     """Accounts in the security admin's region locked by failed logins now."""
-    threshold = timezone.now() - settings.AXES_COOLOFF_TIME
     usernames = staff_list_for(user).values("username")
     return (
-        AccessAttempt.objects.filter(
-            username__in=usernames,
-            attempt_time__gte=threshold,
-            failures_since_start__gte=settings.AXES_FAILURE_LIMIT,
-        )
+        locked_failures()
+        .filter(username__in=usernames)
         .values("username")
         .distinct()
         .order_by("username")
@@ -164,12 +166,37 @@ def lockout_list_for(user) -> QuerySet:
 
 
 def apikey_list_for(user) -> QuerySet[ApiKey]:
+    """Partner keys of organisations in the (security or system) admin's region."""
     return (
         ApiKey.objects.filter(_in_region_q(admin_region(user), "organisation__region__path"))
-        .select_related("organisation", "created_by", "revoked_by")
+        .select_related("organisation", "created_by", "revoked_by", "custodian", "approved_by")
         .annotate(role=_role_subquery("user_id"))
         .order_by("-created_at")
     )
+
+
+def apikey_list_of_custodian(user) -> QuerySet[ApiKey]:
+    """The keys the user is custodian of, newest first."""
+    return (
+        ApiKey.objects.filter(custodian_id=user.pk)
+        .select_related("organisation", "created_by", "approved_by")
+        .annotate(role=_role_subquery("user_id"))
+        .order_by("-created_at")
+    )
+
+
+def apikey_get_to_collect(user, pk) -> ApiKey:
+    """An approved key waiting for this user, its custodian, or Http404."""
+    obj = (
+        apikey_list_of_custodian(user)
+        .filter(pk=pk, status=ApiKeyStatus.APPROVED, revoked_at__isnull=True)
+        .first()
+        if str(pk).isdigit()
+        else None
+    )
+    if obj is None:
+        raise Http404
+    return obj
 
 
 def apikey_get_for(user, pk) -> ApiKey:
@@ -180,6 +207,21 @@ def apikey_get_for(user, pk) -> ApiKey:
 
 
 # --- break the glass ---------------------------------------------------------------
+
+
+def breakglass_search_path(user) -> str | None:
+    """Where a break-the-glass lookup searches (the DHIS2 "search scope"):
+    the county of the user's organisation, or the organisation's own region
+    when it sits above county level. None without an organisation."""
+    profile = staff_profile_of(user)
+    if profile is None:
+        return None
+    region = profile.organisation.region
+    county = region.county_code
+    if county is None:
+        return region.path
+    parts = [p for p in region.path.strip("/").split("/") if p]
+    return "/" + "/".join(parts[: parts.index(county) + 1]) + "/"
 
 
 def break_glass_grants_q(user) -> QuerySet[BreakGlassGrant]:

@@ -6,9 +6,10 @@ alter what a user may do end the user's other sessions (``session_epoch``)
 and delete their API tokens (SECURITY.md G11, A9).
 
 Capabilities are checked here, not only in views (三员, SECURITY.md G4):
-the system admin manages accounts, the security admin manages lockouts,
-second factors and partner keys, the audit admin reviews. ``by=None`` is the
-system itself (seed_demo, factories).
+the system admin manages accounts, the security admin manages lockouts and
+second factors and requests partner keys (which the system admin approves
+and the key's custodian, never a 三员, collects), the audit admin reviews.
+``by=None`` is the system itself (seed_demo, factories).
 """
 
 from __future__ import annotations
@@ -29,11 +30,19 @@ from guardian.shortcuts import assign_perm
 from rest_framework.authtoken.models import Token
 
 from accounts.authentication import hash_key
-from accounts.models import ApiKey, BreakGlassGrant, Organisation, PasswordHistory, StaffProfile
+from accounts.models import (
+    ApiKey,
+    ApiKeyStatus,
+    BreakGlassGrant,
+    Organisation,
+    PasswordHistory,
+    StaffProfile,
+)
 from accounts.roles import ROLE_INFO, Role, fieldset_of, role_of
 from accounts.scoping import forget_scope
-from accounts.selectors import admin_region
+from accounts.selectors import admin_region, breakglass_search_path
 from audit.services import audit_record
+from core.crypto import blind_index
 from core.errors import DomainError
 from core.history import history_stamp
 
@@ -44,8 +53,12 @@ ERR_NOT_ALLOWED = _("您的角色不能进行此操作。")
 ERR_SELF = _("不能对自己的账号进行此操作，请由另一名管理员办理。")
 ERR_ORGANISATION_SCOPE = _("该机构不在您的管理范围内。")
 ERR_API_ROLE = _("接口密钥不能使用管理类角色。")
+ERR_API_CUSTODIAN = _(
+    "领取人须是该机构中担任该角色、在用的个人账号（不能是管理类账号或服务账号）。"
+)
+ERR_API_STATUS = _("该接口密钥当前的状态不能进行此操作。")
 ERR_BREAKGLASS_ROLE = _("只有卫生健康人员可以申请紧急访问。")
-ERR_BREAKGLASS_NOT_FOUND = _("未找到该证件号码的患者。")
+ERR_BREAKGLASS_NOT_FOUND = _("本县（区）患者登记中未找到该证件号码。")
 ERR_REASON_SHORT = _("请写明理由（至少10个字）。")
 
 REASON_MIN_LENGTH = 10
@@ -355,19 +368,50 @@ def lockout_release(*, username: str, by) -> int:
     return count
 
 
+def _check_custodian(custodian, *, organisation: Organisation, role: str) -> None:
+    """The custodian of a key is an active person (not a service account,
+    not one of the 三员) of the key's organisation holding the key's role:
+    someone who may read that data anyway, so holding the key gives nobody
+    more than they had (SECURITY.md G4)."""
+    profile = getattr(custodian, "staff", None) if custodian is not None else None
+    if (
+        custodian is None
+        or not custodian.is_active
+        or profile is None
+        or profile.organisation_id != organisation.pk
+        or role_of(custodian) != role
+        or ROLE_INFO[Role(role)].admin_class
+        or ApiKey.objects.filter(user_id=custodian.pk).exists()
+    ):
+        raise DomainError(ERR_API_CUSTODIAN, field="custodian")
+
+
+def _key_for_update(api_key: ApiKey, *statuses: str) -> ApiKey:
+    api_key = (
+        ApiKey.objects.select_for_update(of=("self",))
+        .select_related("user", "custodian__staff", "organisation__region")
+        .get(pk=api_key.pk)
+    )
+    if api_key.revoked_at is not None or (statuses and api_key.status not in statuses):
+        raise DomainError(ERR_API_STATUS)
+    return api_key
+
+
 @transaction.atomic
-def apikey_create(*, name: str, organisation: Organisation, role: str, by) -> tuple[ApiKey, str]:
-    """A new partner key with its own service account; returns the key, to
-    be shown once (only its SHA-256 is kept)."""
+def apikey_request(*, name: str, organisation: Organisation, role: str, custodian, by) -> ApiKey:
+    """The security admin asks for a partner key of one organisation and
+    role, naming its custodian. Nothing is usable yet: no secret exists
+    until the system admin approves and the custodian collects it.
+    Raises DomainError."""
     _require_role(by, Role.SECURITY_ADMIN)
     if ROLE_INFO[Role(role)].admin_class:
         raise DomainError(ERR_API_ROLE, field="role")
     _check_role_fits(role, organisation)
     _require_in_scope(by, organisation)
+    _check_custodian(custodian, organisation=organisation, role=role)
     prefix = secrets.token_hex(4)
     while ApiKey.objects.filter(prefix=prefix).exists():
         prefix = secrets.token_hex(4)
-    key = f"{prefix}.{secrets.token_urlsafe(32)}"
     service_user = staff_create(
         username=f"{API_USERNAME_PREFIX}{prefix}",
         password=None,
@@ -375,29 +419,113 @@ def apikey_create(*, name: str, organisation: Organisation, role: str, by) -> tu
         role=role,
         display_name=name,
     )
+    service_user.is_active = False  # until the custodian collects the key
+    service_user.save(update_fields=["is_active"])
     api_key = ApiKey(
         name=name,
         organisation=organisation,
         user=service_user,
         prefix=prefix,
-        key_hash=hash_key(key),
+        status=ApiKeyStatus.REQUESTED,
+        custodian=custodian,
         created_by=by,
     )
     api_key.full_clean()
     api_key.save()
     audit_record(
         actor=by,
-        action="security.api_key_create",
+        action="security.api_key_request",
         object_type="api_key",
         object_id=api_key.pk,
-        detail={"role": role, "organisation": organisation.pk, "prefix": prefix},
+        detail={
+            "role": role,
+            "organisation": organisation.pk,
+            "prefix": prefix,
+            "custodian": custodian.pk,
+        },
+    )
+    return api_key
+
+
+@transaction.atomic
+def apikey_approve(*, api_key: ApiKey, by) -> ApiKey:
+    """The system admin approves a requested key; its custodian may then
+    collect it. The approver never sees the secret."""
+    _require_role(by, Role.ADMIN)
+    api_key = _key_for_update(api_key, ApiKeyStatus.REQUESTED)
+    _require_in_scope(by, api_key.organisation)
+    _check_custodian(
+        api_key.custodian, organisation=api_key.organisation, role=role_of(api_key.user)
+    )
+    api_key.status = ApiKeyStatus.APPROVED
+    api_key.approved_by = by
+    api_key.approved_at = timezone.now()
+    api_key.save(update_fields=["status", "approved_by", "approved_at"])
+    audit_record(
+        actor=by,
+        action="admin.api_key_approve",
+        object_type="api_key",
+        object_id=api_key.pk,
+        detail={"prefix": api_key.prefix, "custodian": api_key.custodian_id},
+    )
+    return api_key
+
+
+@transaction.atomic
+def apikey_reject(*, api_key: ApiKey, by) -> ApiKey:
+    """The system admin turns a request down; the key never exists."""
+    _require_role(by, Role.ADMIN)
+    api_key = _key_for_update(api_key, ApiKeyStatus.REQUESTED)
+    _require_in_scope(by, api_key.organisation)
+    api_key.status = ApiKeyStatus.REJECTED
+    api_key.approved_by = by
+    api_key.approved_at = timezone.now()
+    api_key.save(update_fields=["status", "approved_by", "approved_at"])
+    audit_record(
+        actor=by,
+        action="admin.api_key_reject",
+        object_type="api_key",
+        object_id=api_key.pk,
+        detail={"prefix": api_key.prefix},
+    )
+    return api_key
+
+
+@transaction.atomic
+def apikey_collect(*, api_key: ApiKey, by) -> tuple[ApiKey, str]:
+    """The custodian collects an approved key: the secret is made now and
+    returned to be shown once (only its SHA-256 is kept); the key works
+    from this moment. Raises DomainError for anyone but the custodian."""
+    api_key = _key_for_update(api_key, ApiKeyStatus.APPROVED)
+    if by is None or api_key.custodian_id != by.pk:
+        raise DomainError(ERR_NOT_ALLOWED)
+    # the custodian as stored now (a role or organisation change since the
+    # request ends their claim), not the caller's possibly stale object
+    _check_custodian(
+        api_key.custodian, organisation=api_key.organisation, role=role_of(api_key.user)
+    )
+    key = f"{api_key.prefix}.{secrets.token_urlsafe(32)}"
+    api_key.key_hash = hash_key(key)
+    api_key.status = ApiKeyStatus.ACTIVE
+    api_key.collected_at = timezone.now()
+    api_key.save(update_fields=["key_hash", "status", "collected_at"])
+    service_user = api_key.user
+    service_user.is_active = True
+    service_user.save(update_fields=["is_active"])
+    audit_record(
+        actor=by,
+        action="security.api_key_collect",
+        object_type="api_key",
+        object_id=api_key.pk,
+        detail={"prefix": api_key.prefix},
     )
     return api_key, key
 
 
 @transaction.atomic
 def apikey_revoke(*, api_key: ApiKey, by) -> ApiKey:
-    """Revoke a key at once; its service account is disabled."""
+    """Revoke a key (or withdraw a request) at once; its service account is
+    disabled."""
     _require_role(by, Role.SECURITY_ADMIN)
     api_key = ApiKey.objects.select_for_update().get(pk=api_key.pk)
     if api_key.revoked_at is not None:
@@ -432,11 +560,15 @@ def breakglass_request(
     *, by, id_type: str, id_number: str, reason: str, request=None
 ) -> BreakGlassGrant | None:
     """Emergency read access for ``BREAK_GLASS_HOURS`` to the patient with
-    this document number, outside the user's scope (SECURITY.md G25).
+    this document number, outside the user's scope but inside their county's
+    register (SECURITY.md G25).
 
     Health staff only; a written reason is required. Returns the active
     grant (an existing one is reused), or None when the patient is already
-    within the user's scope. Every request, found or not, is audited.
+    within the user's scope. Raises ERR_BREAKGLASS_NOT_FOUND alike for a
+    number not on the register and one registered in another county, so
+    the form is no oracle for the whole province. Every lookup is audited,
+    whatever its outcome, with a keyed hash of the number (never the number).
     """
     # patients imports accounts: import it here, not at module load
     from patients.models import Patient, id_number_index_for
@@ -446,13 +578,30 @@ def breakglass_request(
         raise DomainError(ERR_BREAKGLASS_ROLE)
     reason = _clean_reason(reason)
     index = id_number_index_for(id_type, id_number)
+    search_path = breakglass_search_path(by)
     # The lookup reads the key only, never the record: the grant below is
     # what lets patients.selectors open it.
-    patient_id = Patient.objects.filter(id_number_index=index).values_list("pk", flat=True).first()
-    if patient_id is None:
+    patient_id = (
+        Patient.objects.filter(id_number_index=index, region__path__startswith=search_path)
+        .values_list("pk", flat=True)
+        .first()
+        if search_path
+        else None
+    )
+    lookup = {"id_hash": blind_index(index, purpose="audit-breakglass")[:16]}
+
+    def audit(action: str, detail: dict | None = None) -> None:
         audit_record(
-            actor=by, action="breakglass.not_found", object_type="patient", request=request
+            actor=by,
+            action=action,
+            object_type="patient",
+            object_id=patient_id or "",
+            detail={**lookup, **(detail or {})},
+            request=request,
         )
+
+    if patient_id is None:
+        audit("breakglass.not_found")
         raise DomainError(ERR_BREAKGLASS_NOT_FOUND, field="id_number")
     now = timezone.now()
     grant = (
@@ -461,8 +610,12 @@ def breakglass_request(
         .first()
     )
     if grant is not None:
+        # asked again while a grant lasts: no new grant, but the request is
+        # on record like every other (the review counts the reads anyway)
+        audit("breakglass.reuse", {"grant": str(grant.pk)})
         return grant
     if patient_list_visible_to(user=by).filter(pk=patient_id).exists():
+        audit("breakglass.in_scope")
         return None
     with transaction.atomic():
         grant = BreakGlassGrant(
@@ -474,14 +627,7 @@ def breakglass_request(
         )
         grant.full_clean()
         grant.save(force_insert=True)
-        audit_record(
-            actor=by,
-            action="breakglass.grant",
-            object_type="patient",
-            object_id=patient_id,
-            detail={"grant": str(grant.pk), "hours": settings.BREAK_GLASS_HOURS},
-            request=request,
-        )
+        audit("breakglass.grant", {"grant": str(grant.pk), "hours": settings.BREAK_GLASS_HOURS})
     return grant
 
 

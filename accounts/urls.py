@@ -24,5 +24,9 @@ urlpatterns = [
     path("lockouts/unlock/", views.lockout_release, name="lockout-release"),
     path("api-keys/", views.apikey_list, name="apikey-list"),
     path("api-keys/<int:pk>/revoke/", views.apikey_revoke, name="apikey-revoke"),
+    path("api-keys/<int:pk>/approve/", views.apikey_approve, name="apikey-approve"),
+    path("api-keys/<int:pk>/reject/", views.apikey_reject, name="apikey-reject"),
+    path("api-keys/mine/", views.apikey_mine, name="apikey-mine"),
+    path("api-keys/mine/<int:pk>/collect/", views.apikey_collect, name="apikey-collect"),
     path("break-glass/", views.breakglass_request, name="breakglass-request"),
 ]

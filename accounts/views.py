@@ -5,7 +5,7 @@ from django.contrib.auth import update_session_auth_hash
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_not_required
 from django.contrib.auth.models import Permission
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
 from django.http import Http404
 from django.shortcuts import redirect, render
@@ -23,7 +23,7 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 from accounts import mfa, selectors, services
 from accounts.forms import (
     ERR_MFA_CODE,
-    ApiKeyCreateForm,
+    ApiKeyRequestForm,
     BreakGlassForm,
     OtpCodeForm,
     PasswordChangeForm,
@@ -53,6 +53,9 @@ MSG_REACTIVATED = _("账号已启用。")
 MSG_MFA_RESET = _("已清除该用户的动态验证码设备，其下次登录时须重新绑定。")
 MSG_UNLOCKED = _("已解除锁定。")
 MSG_KEY_REVOKED = _("接口密钥已吊销。")
+MSG_KEY_REQUESTED = _("已提交密钥申请，待系统管理员批准后由领取人领取。")
+MSG_KEY_APPROVED = _("已批准，领取人登录后可领取密钥。")
+MSG_KEY_REJECTED = _("已驳回该密钥申请。")
 MSG_BREAKGLASS_GRANTED = _(
     "已开启紧急访问，有效期至 %(until)s。每次查看都会被记录并由审计管理员审核。"
 )
@@ -244,6 +247,7 @@ def staff_list(request):
             "page": page,
             "rows": rows,
             "can_create": role == ADMIN,
+            "can_approve": role == ADMIN,
             "is_security_admin": role == SECURITY,
             "query": _query_without_page(request),
         },
@@ -495,23 +499,42 @@ def lockout_release(request):
     return redirect("accounts:lockout-list")
 
 
-@role_required(SECURITY)
+def _custodian_for(username: str):
+    """The account a request names as custodian (the service checks it)."""
+    from django.contrib.auth import get_user_model
+
+    return (
+        get_user_model()
+        .objects.select_related("staff")
+        .filter(username=(username or "").strip())
+        .first()
+    )
+
+
+@role_required(SECURITY, ADMIN)
 def apikey_list(request):
+    """Partner keys: the security admin requests them (naming a custodian),
+    the system admin approves or rejects them; neither ever sees a secret."""
     organisations = selectors.organisations_managed_by(request.user)
-    form = ApiKeyCreateForm(request.POST or None, organisations=organisations)
+    is_security_admin = role_of(request.user) == SECURITY
+    if request.method == "POST" and not is_security_admin:
+        raise PermissionDenied
+    form = ApiKeyRequestForm(request.POST or None, organisations=organisations)
     if form.is_bound and form.is_valid():
+        data = form.cleaned_data
         try:
-            api_key, key = services.apikey_create(
-                name=form.cleaned_data["name"],
-                organisation=form.cleaned_data["organisation"],
-                role=form.cleaned_data["role"],
+            services.apikey_request(
+                name=data["name"],
+                organisation=data["organisation"],
+                role=data["role"],
+                custodian=_custodian_for(data["custodian"]),
                 by=request.user,
             )
         except DomainError as exc:
             _add_errors(form, exc)
         else:
-            # Shown once: only the hash is kept (the page is not cached: no-store).
-            return render(request, "accounts/apikey_created.html", {"api_key": api_key, "key": key})
+            messages.success(request, MSG_KEY_REQUESTED)
+            return redirect("accounts:apikey-list")
     page = Paginator(selectors.apikey_list_for(request.user), PAGE_SIZE).get_page(
         request.GET.get("page")
     )
@@ -520,9 +543,98 @@ def apikey_list(request):
     return render(
         request,
         "accounts/apikey_list.html",
-        {"form": form, "page": page, "rows": rows, "query": ""},
+        {
+            "form": form if is_security_admin else None,
+            "page": page,
+            "rows": rows,
+            "query": "",
+            "is_security_admin": is_security_admin,
+            "can_approve": role_of(request.user) == ADMIN,
+        },
         status=status,
     )
+
+
+def _apikey_decision(request, pk, *, approve: bool):
+    api_key = selectors.apikey_get_for(request.user, pk)
+    back = reverse("accounts:apikey-list")
+    if request.method != "POST":
+        custodian = api_key.custodian.get_username() if api_key.custodian else "—"
+        if approve:
+            text = _(
+                "批准后，领取人 %(custodian)s 登录后可领取密钥“%(name)s”；"
+                "密钥只向领取人显示一次，您不会看到它。确认批准吗？"
+            )
+        else:
+            text = _("驳回后，密钥“%(name)s”不会生效。确认驳回吗？")
+        return _confirm(
+            request,
+            title=_("批准接口密钥") if approve else _("驳回接口密钥"),
+            text=text % {"name": api_key.name, "custodian": custodian},
+            button=_("确认批准") if approve else _("确认驳回"),
+            cancel_url=back,
+            danger=not approve,
+        )
+    action = services.apikey_approve if approve else services.apikey_reject
+    return _run(
+        request,
+        lambda: action(api_key=api_key, by=request.user),
+        success=MSG_KEY_APPROVED if approve else MSG_KEY_REJECTED,
+        redirect_to=back,
+    )
+
+
+@role_required(ADMIN)
+def apikey_approve(request, pk):
+    return _apikey_decision(request, pk, approve=True)
+
+
+@role_required(ADMIN)
+def apikey_reject(request, pk):
+    return _apikey_decision(request, pk, approve=False)
+
+
+def _not_admin_class(request) -> None:
+    """Keys are never held by the 三员 (SECURITY.md G4)."""
+    if mfa.is_admin_class(request.user):
+        raise PermissionDenied
+
+
+def apikey_mine(request):
+    """The keys this user is custodian of: approved ones to collect, and
+    the ones collected."""
+    _not_admin_class(request)
+    rows = [
+        (k, Role(k.role).label if k.role else "")
+        for k in selectors.apikey_list_of_custodian(request.user)[:PAGE_SIZE]
+    ]
+    return render(request, "accounts/apikey_mine.html", {"rows": rows})
+
+
+def apikey_collect(request, pk):
+    """GET asks; POST makes the secret and shows it this once."""
+    _not_admin_class(request)
+    api_key = selectors.apikey_get_to_collect(request.user, pk)
+    if request.method != "POST":
+        return _confirm(
+            request,
+            title=_("领取接口密钥"),
+            text=_(
+                "密钥“%(name)s”只显示这一次，系统只保存其摘要。请准备好安全地"
+                "交给对方系统的保管位置后再领取。"
+            )
+            % {"name": api_key.name},
+            button=_("领取并显示密钥"),
+            cancel_url=reverse("accounts:apikey-mine"),
+            danger=False,
+        )
+    try:
+        api_key, key = services.apikey_collect(api_key=api_key, by=request.user)
+    except DomainError as exc:
+        messages.error(request, exc.message)
+        return redirect("accounts:apikey-mine")
+    # Shown once: only the hash is kept (the page is not cached: no-store).
+    return render(request, "accounts/apikey_created.html", {"api_key": api_key, "key": key})
 
 
 @role_required(SECURITY)

@@ -11,8 +11,12 @@ class AuditEvent(models.Model):
     a denial or an admin action. ``detail`` never holds personal data (names,
     ID numbers, phones): search terms are stored as keyed hashes.
 
-    Rows are chained: ``hash`` = SHA-256 over the previous row's hash and this
-    row's content, so a changed or deleted row breaks ``verify_audit_chain``.
+    Rows are chained: ``hash`` covers the previous row's hash and this row's
+    content, so a changed or deleted row breaks ``verify_audit_chain``. How
+    it is computed is versioned per row (``hash_version``; rows are never
+    re-hashed, the table is append-only): 1 = SHA-256 without the account
+    name (rows written before the keyed chain), 2 = HMAC-SHA256 under
+    ``AUDIT_CHAIN_KEY`` including ``actor_username`` (audit.services).
     """
 
     at = models.DateTimeField(_("时间"), default=timezone.now, db_index=True)
@@ -33,6 +37,7 @@ class AuditEvent(models.Model):
     ip = models.GenericIPAddressField(_("IP"), null=True, blank=True)
     prev_hash = models.CharField(max_length=64, blank=True)
     hash = models.CharField(max_length=64, blank=True)
+    hash_version = models.PositiveSmallIntegerField(default=2)
 
     class Meta:
         verbose_name = _("审计记录")

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
+from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 
+from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import Count
 from django.utils import timezone
@@ -14,9 +17,23 @@ from audit.models import AuditEvent
 
 # Advisory-lock key that serialises appends to the hash chain.
 _CHAIN_LOCK = 0x6A66_7431
+# How new rows are hashed (AuditEvent.hash_version): 2 = keyed, with the
+# account name. Version 1 rows (unkeyed SHA-256) are verified, never written.
+CHAIN_VERSION = 2
 
 
-def _canonical(ev: AuditEvent) -> str:
+def chain_key() -> bytes:
+    """The key of the chain's HMAC: ``AUDIT_CHAIN_KEY`` (required in
+    production); derived from SECRET_KEY in development and the demo."""
+    key = settings.AUDIT_CHAIN_KEY
+    if key:
+        return key.encode("utf-8")
+    return hmac.new(
+        settings.SECRET_KEY.encode("utf-8"), b"jft-audit-chain", hashlib.sha256
+    ).digest()
+
+
+def _canonical_v1(ev: AuditEvent) -> str:
     return json.dumps(
         {
             "at": ev.at.isoformat() if ev.at else "",
@@ -33,8 +50,34 @@ def _canonical(ev: AuditEvent) -> str:
     )
 
 
+def _canonical_v2(ev: AuditEvent) -> str:
+    return json.dumps(
+        {
+            "v": 2,
+            "at": ev.at.isoformat() if ev.at else "",
+            "actor": ev.actor_id,
+            "username": ev.actor_username,
+            "action": ev.action,
+            "type": ev.object_type,
+            "id": ev.object_id,
+            "detail": ev.detail,
+            "ip": ev.ip,
+        },
+        sort_keys=True,
+        ensure_ascii=False,
+        default=str,
+    )
+
+
 def chain_hash(prev_hash: str, ev: AuditEvent) -> str:
-    return hashlib.sha256((prev_hash + _canonical(ev)).encode("utf-8")).hexdigest()
+    """The row's hash by its own ``hash_version``; "" for an unknown version
+    (which then never verifies)."""
+    if ev.hash_version == 1:
+        return hashlib.sha256((prev_hash + _canonical_v1(ev)).encode("utf-8")).hexdigest()
+    if ev.hash_version == 2:
+        message = (prev_hash + "\n" + _canonical_v2(ev)).encode("utf-8")
+        return hmac.new(chain_key(), message, hashlib.sha256).hexdigest()
+    return ""
 
 
 def client_ip(request) -> str | None:
@@ -68,6 +111,7 @@ def audit_record(
             detail=detail or {},
             ip=client_ip(request),
             prev_hash=last,
+            hash_version=CHAIN_VERSION,
         )
         ev.hash = chain_hash(last, ev)
         ev.save(force_insert=True)
@@ -109,6 +153,7 @@ def audit_record_many(
                 detail=detail or {},
                 ip=client_ip(request),
                 prev_hash=last,
+                hash_version=CHAIN_VERSION,
             )
             ev.hash = last = chain_hash(last, ev)
             events.append(ev)
@@ -117,16 +162,55 @@ def audit_record_many(
     return len(events)
 
 
-def verify_chain() -> tuple[int, int | None]:
-    """Walk the chain; return (rows checked, id of the first broken row or None)."""
+@dataclass
+class ChainReport:
+    """What ``verify_chain`` found: rows checked, the first broken row (or
+    None), and the checkpoints matched; ``problem`` says what is wrong."""
+
+    checked: int = 0
+    broken: int | None = None
+    problem: str = ""
+    checkpoints_matched: int = 0
+    head: tuple[int, str] = (0, "")
+
+    @property
+    def ok(self) -> bool:
+        return not self.problem
+
+
+def verify_chain(checkpoints: dict[int, str] | None = None) -> ChainReport:
+    """Walk the chain from the first row. Each row must link to the one
+    before and hash to its stored hash (by its own version); no version-1
+    row may follow a keyed one (a downgrade); and each checkpoint (row id →
+    hash, from ``audit.checkpoints``) must name a row that is still there
+    with that hash, so removing the newest rows — which the chain alone
+    cannot show — is found too."""
+    checkpoints = dict(checkpoints or {})
+    report = ChainReport()
     prev = ""
-    n = 0
+    keyed = False
     for ev in AuditEvent.objects.order_by("id").iterator(chunk_size=2000):
+        if ev.hash_version == 1 and keyed:
+            report.broken, report.problem = ev.pk, "unkeyed row after keyed rows"
+            return report
         if ev.prev_hash != prev or ev.hash != chain_hash(prev, ev):
-            return n, ev.pk
+            report.broken, report.problem = ev.pk, "row changed, removed or inserted"
+            return report
+        keyed = keyed or ev.hash_version >= 2
+        expected = checkpoints.pop(ev.pk, None)
+        if expected is not None:
+            if expected != ev.hash:
+                report.broken, report.problem = ev.pk, "row differs from its checkpoint"
+                return report
+            report.checkpoints_matched += 1
         prev = ev.hash
-        n += 1
-    return n, None
+        report.checked += 1
+        report.head = (ev.pk, ev.hash)
+    missing = sorted(seq for seq in checkpoints if seq > 0)
+    if missing:
+        report.broken = missing[0]
+        report.problem = "rows named by a checkpoint are missing (tail removed or truncated)"
+    return report
 
 
 # Audit actions that mean "opened one patient's record" (patients.services

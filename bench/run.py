@@ -220,7 +220,7 @@ def dataset_facts() -> dict:
             ("incidents", "patients_incident"),
             ("guardians", "patients_guardian"),
         ):
-            cur.execute(f'SELECT COUNT(*) FROM "{table}"')  # noqa: S608 - fixed table names
+            cur.execute(f'SELECT COUNT(*) FROM "{table}"')  # noqa: S608 - fixed table names  # nosec B608
             facts[label] = int(cur.fetchone()[0])
         cur.execute("SELECT pg_size_pretty(pg_database_size(current_database())), version()")
         size, version = cur.fetchone()

@@ -24,6 +24,9 @@ BEAT_SCHEDULE: dict[str, dict] = {
         "task": "audit.tasks.flag_unusual_access",
         "schedule": crontab(minute=5),
     },
+    # The audit chain's head, outside the database, so that removing the
+    # newest rows is found by verify_audit_chain (SECURITY.md G13).
+    "audit-checkpoint": {"task": "audit.tasks.audit_checkpoint", "schedule": 10 * 60.0},
     "audit-unusual-access-yesterday": {
         "task": "audit.tasks.flag_unusual_access",
         "schedule": crontab(hour=0, minute=20),

@@ -2,9 +2,12 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import sys
 
 from django.contrib.auth.middleware import LoginRequiredMiddleware as _LoginRequired
-from django.http import HttpResponse
+from django.http import HttpResponse, JsonResponse
+from django.utils import translation
+from django.utils.translation import gettext_lazy as _
 
 logger = logging.getLogger(__name__)
 
@@ -46,7 +49,9 @@ class LoopbackHealthCheckMiddleware:
 
 class ApiNoStoreMiddleware:
     """API answers and signed-in pages carry personal data: never let a proxy
-    or browser cache them (SECURITY.md G7; ASVS 8.2.1)."""
+    or browser cache them (SECURITY.md G7; ASVS 8.2.1). First in MIDDLEWARE,
+    so it also marks what inner middleware answers on its own: a redirect
+    (APPEND_SLASH, TLS), a 500 raised in a middleware, the 503 of an outage."""
 
     def __init__(self, get_response):
         self.get_response = get_response
@@ -108,32 +113,73 @@ class LoginRequiredMiddleware(_LoginRequired):
         return response
 
 
+ERR_UNAVAILABLE = _("服务暂时不可用，请稍后再试。")
+RETRY_AFTER_SECONDS = 30
+
+
+def _is_database_error(exc: BaseException | None) -> bool:
+    from django.db import InterfaceError, OperationalError
+
+    return isinstance(exc, OperationalError | InterfaceError)
+
+
+def note_database_error(sender, request=None, **kwargs) -> None:
+    """``got_request_exception`` receiver: Django turns an exception raised in
+    a middleware (the session or the user loaded by SessionMiddleware,
+    AuthenticationMiddleware and friends) into a 500 response right there,
+    so no outer middleware sees the exception itself. Mark the request; the
+    outermost ``DatabaseUnavailableMiddleware`` then answers 503 instead."""
+    if request is not None and _is_database_error(sys.exc_info()[1]):
+        request._database_unavailable = True
+
+
+def unavailable_response(request) -> HttpResponse:
+    """The generic 503: no detail of the error, in the user's language
+    (language cookie or Accept-Language: the session may be what failed),
+    never cached."""
+    language = translation.get_language_from_request(request)
+    with translation.override(language):
+        message = str(ERR_UNAVAILABLE)
+    if request.path_info.startswith("/api/"):
+        response = JsonResponse(
+            {"detail": message}, status=503, json_dumps_params={"ensure_ascii": False}
+        )
+    else:
+        response = HttpResponse(message, status=503, content_type="text/plain; charset=utf-8")
+    response["Retry-After"] = str(RETRY_AFTER_SECONDS)
+    response["Cache-Control"] = "no-store"
+    response["Content-Language"] = language
+    return response
+
+
 class DatabaseUnavailableMiddleware:
     """The database is down: answer 503 at once with a generic body instead
-    of a 500 (SECURITY.md R9). CONN_HEALTH_CHECKS reconnects by itself when
-    it is back; nothing here retries or hangs."""
+    of a 500 (SECURITY.md R9), wherever the error was raised — in a view
+    (``process_exception``) or in an inner middleware loading the session or
+    the user (``note_database_error``). Second in MIDDLEWARE, inside only
+    ``ApiNoStoreMiddleware``. CONN_HEALTH_CHECKS reconnects by itself when the
+    database is back; nothing here retries or hangs."""
 
     def __init__(self, get_response):
         self.get_response = get_response
 
     def __call__(self, request):
-        return self.get_response(request)
+        try:
+            response = self.get_response(request)
+        except Exception as exc:
+            if not _is_database_error(exc):
+                raise
+            return self._unavailable(request, exc)
+        if response.status_code == 500 and getattr(request, "_database_unavailable", False):
+            return unavailable_response(request)
+        return response
 
     def process_exception(self, request, exception):
-        from django.db import InterfaceError, OperationalError
-
-        if not isinstance(exception, OperationalError | InterfaceError):
+        if not _is_database_error(exception):
             return None
-        logger.warning("database unavailable: %s", type(exception).__name__)
-        if request.path_info.startswith("/api/"):
-            from django.http import JsonResponse
+        return self._unavailable(request, exception)
 
-            response = JsonResponse({"detail": "Service temporarily unavailable."}, status=503)
-        else:
-            response = HttpResponse(
-                "服务暂时不可用，请稍后再试。Service temporarily unavailable.",
-                status=503,
-                content_type="text/plain; charset=utf-8",
-            )
-        response["Retry-After"] = "30"
-        return response
+    @staticmethod
+    def _unavailable(request, exception) -> HttpResponse:
+        logger.warning("database unavailable: %s", type(exception).__name__)
+        return unavailable_response(request)

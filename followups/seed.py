@@ -819,7 +819,7 @@ def seed(ctx) -> None:
             "acknowledged_at, acknowledged_by_id, resolved_at, resolved_by_id"
         )
         cur.execute(
-            f"INSERT INTO followups_historicalalertrecipient ({rc}, history_date, "  # noqa: S608 - fixed names
+            f"INSERT INTO followups_historicalalertrecipient ({rc}, history_date, "  # noqa: S608 - fixed names  # nosec B608
             f"history_change_reason, history_type) SELECT {rc}, created_at, 'seed_demo', '+' "
             f"FROM followups_alertrecipient"
         )
@@ -877,7 +877,7 @@ def _sqlite_converters(table: str, columns: list[str]):
 def _insert_lines_sqlite(table: str, columns: list[str], lines, chunk: int) -> None:
     converters = _sqlite_converters(table, columns)
     marks = ", ".join(["%s"] * len(columns))
-    sql = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})"  # noqa: S608
+    sql = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})"  # noqa: S608 - model names, values are parameters  # nosec B608
     batch = []
     with connection.cursor() as cur:
         for line in lines:

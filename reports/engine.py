@@ -501,7 +501,7 @@ flags AS (
     FROM sp
     LEFT JOIN fa ON fa.patient_id = sp.id
     LEFT JOIN inc ON inc.patient_id = sp.id
-)"""
+)"""  # noqa: S608 - identifiers from model meta and constant expressions; values are params  # nosec B608
     d = dates
     params = [
         *base_params,
@@ -547,7 +547,8 @@ def region_counts(*, region: Region, period: Period, today: date) -> dict[str, d
     dates = StatDates.for_period(period, today)
     cte, params = _flags_cte(region, dates)
     sums = ", ".join(f"SUM({key}) AS {key}" for key in PATIENT_COUNT_KEYS)
-    sql = f"{cte}\nSELECT region_id, {sums} FROM flags GROUP BY region_id"
+    # keys from PATIENT_COUNT_KEYS; values are parameters
+    sql = f"{cte}\nSELECT region_id, {sums} FROM flags GROUP BY region_id"  # nosec B608
     with tuned(region), connection.cursor() as cur:
         cur.execute(sql, params)
         rows = cur.fetchall()
@@ -570,7 +571,9 @@ def flag_ids_sql(
     dates = StatDates.for_period(period, today)
     cte, params = _flags_cte(region, dates)
     where = f"{key} = 1" if base is None else f"{base} = 1 AND {key} = 0"
-    return f"{cte}\nSELECT id FROM flags WHERE {where}", params
+    # key and base are checked against PATIENT_COUNT_KEYS above; values are parameters
+    sql = f"{cte}\nSELECT id FROM flags WHERE {where}"  # nosec B608
+    return sql, params
 
 
 def subtree_counts(*, region: Region, period: Period, today: date) -> dict[str, dict]:

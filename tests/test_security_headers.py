@@ -28,6 +28,7 @@ def production_env() -> dict:
         ALLOWED_HOSTS="jft.example.org",
         FIELD_ENCRYPTION_KEYS="k1:" + base64.b64encode(os.urandom(32)).decode(),
         BLIND_INDEX_KEY="header-test",
+        AUDIT_CHAIN_KEY="header-test-" + base64.b64encode(os.urandom(32)).decode(),
     )
     return env
 
@@ -42,6 +43,21 @@ def test_check_deploy_is_clean_with_production_settings():
         timeout=120,
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_production_refuses_to_start_without_an_audit_chain_key():
+    env = production_env()
+    del env["AUDIT_CHAIN_KEY"]
+    result = subprocess.run(  # noqa: S603 - our own manage.py
+        [sys.executable, "manage.py", "check"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode != 0
+    assert "AUDIT_CHAIN_KEY" in result.stderr
 
 
 def test_production_transport_settings():

@@ -14,7 +14,7 @@ from django.test import Client
 from django.urls import reverse
 
 from accounts.roles import Role
-from accounts.services import apikey_create, breakglass_request
+from accounts.services import breakglass_request
 from accounts.tests import factories as af
 from audit.models import AuditEvent
 from patients.selectors import patient_get_for_user
@@ -48,13 +48,11 @@ def test_logs_and_audit_rows_hold_no_personal_data(caplog, world, patients):
     breakglass_request(
         by=u.doctor_a,
         id_type="resident_id",
-        id_number=patients.pC1.id_number,
+        id_number=patients.pB1.id_number,
         reason="急诊收治，需核对既往用药情况",
     )
     client.get(reverse("audit:patient-access", args=[patients.pA1.pk]))
-    _key, key = apikey_create(
-        name="公安系统", organisation=world.org.ps_a1, role=Role.POLICE, by=None
-    )
+    _key, key = af.api_key("公安系统", world.org.ps_a1, Role.POLICE, u.police_a)
     Client().get("/api/schema/", HTTP_AUTHORIZATION=f"Api-Key {key}")
     Client().get("/api/schema/", HTTP_AUTHORIZATION=f"Api-Key {key}x")
     auditor = af.staff("audit_a", Role.AUDIT_ADMIN, world.org.bureau_a)

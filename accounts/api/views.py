@@ -10,7 +10,6 @@ from django.contrib.auth.models import update_last_login
 from django.utils.translation import gettext_lazy as _
 from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import viewsets
-from rest_framework.authtoken.models import Token
 from rest_framework.exceptions import ValidationError
 from rest_framework.parsers import JSONParser
 from rest_framework.permissions import AllowAny
@@ -24,6 +23,7 @@ from accounts.api.serializers import (
     TokenRequestSerializer,
     TokenSerializer,
 )
+from accounts.authentication import token_issue
 from accounts.mfa import verify_for_token
 from accounts.selectors import organisation_list, region_list
 from audit.services import audit_record
@@ -85,7 +85,8 @@ class AuthTokenView(APIView):
                 request=request,
             )
             raise ValidationError({"otp": [ERR_OTP]}, code="authorization")
-        token, _created = Token.objects.get_or_create(user=user)
+        # the current token while it is valid, else a new one (12 h, idle timeout)
+        token = token_issue(user)
         # A token is a sign-in, but not a session: clear the failure count
         # and set last_login here rather than sending ``user_logged_in``,
         # whose receivers stamp a browser session.

@@ -95,3 +95,14 @@ def login(client, user):
         session[DEVICE_ID_SESSION_KEY] = otp_device(user).persistent_id
         session.save()
     return client
+
+
+def api_key(name: str, org: Organisation, role: str, custodian, *, by=None):
+    """A collected partner key (request → approval → collection, by the
+    system itself unless ``by`` names the requesting security admin).
+    Returns (ApiKey, key)."""
+    from accounts.services import apikey_approve, apikey_collect, apikey_request
+
+    requested = apikey_request(name=name, organisation=org, role=role, custodian=custodian, by=by)
+    apikey_approve(api_key=requested, by=None)
+    return apikey_collect(api_key=requested, by=custodian)

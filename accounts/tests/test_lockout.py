@@ -1,4 +1,5 @@
-"""Lockout (SECURITY.md G9): 5 failures lock the username for 30 minutes;
+"""Lockout (SECURITY.md G9): 5 failures within 15 minutes lock the username
+for 30 minutes;
 unknown users and wrong passwords get the same answer; the security admin
 can unlock; every failure and lock is audited (G12)."""
 
@@ -75,6 +76,64 @@ def test_the_lock_lifts_after_30_minutes(world):
         assert attempt(Client(), "doctor_a", af.PASSWORD).status_code == 429
     with time_machine.travel(start + timedelta(minutes=61), tick=False):
         assert attempt(Client(), "doctor_a", af.PASSWORD).status_code == 302
+
+
+def _failures_at(start, minutes, username="doctor_a"):
+    for m in minutes:
+        with time_machine.travel(start + timedelta(minutes=m), tick=False):
+            answer = attempt(Client(), username)
+    return answer
+
+
+def test_five_failures_spread_over_16_minutes_do_not_lock(world):
+    start = timezone.now()
+    # the fifth failure comes 16 minutes after the first: only 4 in its window
+    assert _failures_at(start, [0, 4, 8, 12, 16]).status_code == 200
+    with time_machine.travel(start + timedelta(minutes=16, seconds=5), tick=False):
+        assert attempt(Client(), "doctor_a", af.PASSWORD).status_code == 302
+
+
+def test_failures_spread_out_for_hours_never_lock(world):
+    start = timezone.now()
+    answer = _failures_at(start, range(0, 120, 5))  # 24 failures, 3 per 15 minutes
+    assert answer.status_code == 200
+    with time_machine.travel(start + timedelta(minutes=116), tick=False):
+        assert attempt(Client(), "doctor_a", af.PASSWORD).status_code == 302
+
+
+def test_five_failures_within_15_minutes_lock_for_30_minutes(world):
+    start = timezone.now()
+    # 14 min 59 s from the first failure to the fifth: locked at the fifth
+    assert _failures_at(start, [0, 5, 10, 14, 14.98]).status_code == 429
+    locked_at = start + timedelta(minutes=14.98)
+    with time_machine.travel(locked_at + timedelta(minutes=29, seconds=50), tick=False):
+        sec = af.staff("sec_a", Role.SECURITY_ADMIN, world.org.bureau_a)
+        client = Client()
+        af.login(client, sec)
+        assert [r["username"] for r in client.get(LOCKOUTS_URL).context["rows"]] == ["doctor_a"]
+    with time_machine.travel(locked_at + timedelta(minutes=30, seconds=1), tick=False):
+        assert attempt(Client(), "doctor_a", af.PASSWORD).status_code == 302
+
+
+def test_a_failure_during_the_lock_restarts_it(world):
+    start = timezone.now()
+    _failures_at(start, [0, 1, 2, 3, 4])
+    with time_machine.travel(start + timedelta(minutes=20), tick=False):
+        assert attempt(Client(), "doctor_a").status_code == 429
+    with time_machine.travel(start + timedelta(minutes=40), tick=False):
+        assert attempt(Client(), "doctor_a", af.PASSWORD).status_code == 429
+    with time_machine.travel(start + timedelta(minutes=70, seconds=1), tick=False):
+        assert attempt(Client(), "doctor_a", af.PASSWORD).status_code == 302
+
+
+def test_the_failure_log_keeps_no_more_than_the_two_periods(world):
+    from axes.models import AccessFailureLog
+
+    start = timezone.now()
+    _failures_at(start, [0, 1], username="typed-id-110101199001011234")
+    _failures_at(start, [31], username="doctor_b")
+    assert not AccessFailureLog.objects.filter(username__startswith="typed-id").exists()
+    assert AccessFailureLog.objects.filter(username="doctor_b").count() == 1
 
 
 def test_failures_and_the_lock_are_audited_without_what_was_typed(world):

@@ -118,3 +118,159 @@ def test_django_admin_user_form_refuses_two_roles(three):
     form = OneRoleUserChangeForm(data, instance=admin)
     assert not form.is_valid()
     assert str(ERR_ONE_ROLE) in form.errors["groups"]
+
+
+# --- no 三员 account alone obtains patient reads, by any path (G4) -------------
+
+THREE = (Role.ADMIN, Role.SECURITY_ADMIN, Role.AUDIT_ADMIN)
+
+
+def _refused(call) -> str:
+    with pytest.raises(DomainError) as exc, transaction.atomic():
+        call()
+    return exc.value.message
+
+
+@pytest.mark.parametrize("role", THREE)
+def test_no_三员_alone_gets_a_working_api_key(three, world, patients, role):
+    """A key reads patients only once the security admin requested it, the
+    system admin approved it and its custodian — a person who reads those
+    patients anyway — collected it; no 三员 can be the custodian, and the
+    requester and approver never see the secret."""
+    from accounts.models import ApiKey, ApiKeyStatus
+    from accounts.services import (
+        ERR_API_CUSTODIAN,
+        apikey_approve,
+        apikey_collect,
+        apikey_request,
+    )
+
+    me = three[role]
+    for custodian in three.values():  # no 三员 can hold a key, not even a police one
+        message = _refused(
+            lambda c=custodian: apikey_request(
+                name="x", organisation=world.org.hc_a1, role=Role.TOWNSHIP_DOCTOR,
+                custodian=c, by=three[Role.SECURITY_ADMIN],
+            )
+        )  # fmt: skip
+        assert message == ERR_API_CUSTODIAN
+    requested = apikey_request(
+        name="医院系统",
+        organisation=world.org.hc_a1,
+        role=Role.TOWNSHIP_DOCTOR,
+        custodian=world.users.doctor_a,
+        by=three[Role.SECURITY_ADMIN],
+    )
+    assert isinstance(requested, ApiKey)  # a request, no secret in it
+    if role != Role.SECURITY_ADMIN:
+        assert _refused(
+            lambda: apikey_request(
+                name="y", organisation=world.org.hc_a1, role=Role.TOWNSHIP_DOCTOR,
+                custodian=world.users.doctor_a, by=me,
+            )
+        ) == ERR_NOT_ALLOWED  # fmt: skip
+    if role != Role.ADMIN:
+        assert _refused(lambda: apikey_approve(api_key=requested, by=me)) == ERR_NOT_ALLOWED
+    approved = apikey_approve(api_key=requested, by=three[Role.ADMIN])
+    assert isinstance(approved, ApiKey) and approved.key_hash == ""
+    assert _refused(lambda: apikey_collect(api_key=approved, by=me)) == ERR_NOT_ALLOWED
+    assert not ApiKey.objects.filter(status=ApiKeyStatus.ACTIVE).exists()
+    # the custodian collects it: the key reads exactly the custodian's patients
+    api_key, _key = apikey_collect(api_key=approved, by=world.users.doctor_a)
+    assert set(patient_list_visible_to(user=api_key.user)) <= set(
+        patient_list_visible_to(user=world.users.doctor_a)
+    )
+
+
+@pytest.mark.parametrize("role", THREE)
+def test_no_三员_changes_their_own_role_or_grants(three, world, role):
+    from accounts.services import (
+        ERR_SELF,
+        breakglass_request,
+        staff_change,
+        staff_reset_mfa,
+        staff_set_export,
+        staff_set_password,
+    )
+
+    me = three[role]
+    for target_role in (Role.TOWNSHIP_DOCTOR, Role.HOSPITAL_DOCTOR, Role.POLICE):
+        org = world.org.ps_a1 if target_role == Role.POLICE else world.org.hc_a1
+        assert _refused(
+            lambda r=target_role, o=org: staff_change(user=me, organisation=o, role=r, by=me)
+        ) in (ERR_SELF, ERR_NOT_ALLOWED)
+    assert _refused(lambda: staff_role_add(user=me, role=Role.TOWNSHIP_DOCTOR, by=me)) in (
+        ERR_ONE_ROLE,
+        ERR_NOT_ALLOWED,
+    )
+    with pytest.raises(DomainError), transaction.atomic():  # the group guard
+        me.groups.add(role_group(Role.TOWNSHIP_DOCTOR))
+    assert _refused(lambda: staff_set_export(user=me, allowed=True, by=me)) in (
+        ERR_SELF,
+        ERR_NOT_ALLOWED,
+    )
+    assert _refused(lambda: staff_reset_mfa(user=me, by=me)) in (ERR_SELF, ERR_NOT_ALLOWED)
+    assert _refused(
+        lambda: staff_set_password(user=me, password="Temp-Pass-2026!x", by=me, temporary=True)
+    ) in (ERR_SELF, ERR_NOT_ALLOWED)
+    patients_before = patient_list_visible_to(user=me).count()
+    with pytest.raises(DomainError), transaction.atomic():
+        breakglass_request(
+            by=me, id_type="resident_id", id_number="x", reason="急诊需要查看既往病史"
+        )
+    assert role_of(get_user_model().objects.get(pk=me.pk)) == role
+    assert patients_before == 0
+
+
+@pytest.mark.parametrize("role", THREE)
+def test_no_三员_reads_patients_through_the_api_or_an_export_grant(
+    client, three, world, patients, role
+):
+    from rest_framework.authtoken.models import Token
+
+    from accounts.exports import export_allowed
+    from accounts.services import staff_set_export
+
+    me = three[role]
+    token, _ = Token.objects.get_or_create(user=me)
+    response = client.get("/api/v1/patients/", HTTP_AUTHORIZATION=f"Token {token.key}")
+    assert response.status_code in (200, 403)
+    if response.status_code == 200:
+        assert response.json()["count"] == 0
+    detail = client.get(
+        f"/api/v1/patients/{patients.pA1.pk}/", HTTP_AUTHORIZATION=f"Token {token.key}"
+    )
+    assert detail.status_code in (403, 404)
+    if role != Role.ADMIN:  # another system admin grants export: still no export
+        staff_set_export(user=me, allowed=True, by=None)
+        assert not export_allowed(get_user_model().objects.get(pk=me.pk))
+
+
+def test_the_system_admin_edits_no_account_in_django_admin(client, three, world):
+    admin = three[Role.ADMIN]
+    af.login(client, admin)
+    assert client.get(f"/admin/auth/user/{admin.pk}/change/").status_code == 403
+    assert client.get("/admin/auth/group/").status_code == 403
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="known residual path (docs/security.md → 三员): the system admin creates "
+    "a health account with a temporary password they know and signs in with it; "
+    "the creation is audited and reviewable, but no second person is needed yet",
+)
+def test_the_system_admin_cannot_sign_in_as_a_health_account_they_created(
+    client, three, world, patients
+):
+    admin = three[Role.ADMIN]
+    password = "Temp-Pass-2026!x"
+    doctor = staff_create(
+        username="new_doctor",
+        password=password,
+        organisation=world.org.hc_a1,
+        role=Role.TOWNSHIP_DOCTOR,
+        by=admin,
+        must_change_password=True,
+    )
+    assert client.login(username=doctor.username, password=password)  # what the admin can do
+    assert not patient_list_visible_to(user=doctor).exists()

@@ -48,6 +48,10 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # outermost: every /api/ answer is no-store, whichever middleware made it
+    "core.middleware.ApiNoStoreMiddleware",
+    # a database outage is a 503 wherever it surfaces (session load, views)
+    "core.middleware.DatabaseUnavailableMiddleware",
     "django.middleware.security.SecurityMiddleware",
     # before the host check: the container health check asks 127.0.0.1
     "core.middleware.LoopbackHealthCheckMiddleware",
@@ -66,8 +70,6 @@ MIDDLEWARE = [
     "csp.middleware.CSPMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "simple_history.middleware.HistoryRequestMiddleware",
-    "core.middleware.ApiNoStoreMiddleware",
-    "core.middleware.DatabaseUnavailableMiddleware",
     "axes.middleware.AxesMiddleware",
 ]
 
@@ -166,6 +168,14 @@ WHITENOISE_ROOT = BASE_DIR / "static" / "root"
 FIELD_ENCRYPTION_KEYS = env.list("FIELD_ENCRYPTION_KEYS", default=[])
 BLIND_INDEX_KEY = secret("BLIND_INDEX_KEY", None)
 
+# The audit chain's HMAC key (SECURITY.md G13): required in production;
+# derived from SECRET_KEY when unset (development, the demo). Never change it
+# on a running system: rows written under the old key would not verify.
+AUDIT_CHAIN_KEY = secret("AUDIT_CHAIN_KEY", None)
+# Where audit.tasks.audit_checkpoint appends the chain's head: outside the
+# database, ideally another volume or host (docs/security.md → Audit).
+AUDIT_CHECKPOINT_DIR = env("AUDIT_CHECKPOINT_DIR", default=str(VAR_DIR / "audit-checkpoints"))
+
 # The domain's named thresholds (DOMAIN.md); settings, not code.
 HIGH_RISK_MIN_LEVEL = env.int("HIGH_RISK_MIN_LEVEL", default=3)
 # A newly registered patient's first follow-up is due this many days after
@@ -182,7 +192,8 @@ BREAK_GLASS_HOURS = 3
 # REST API
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.TokenAuthentication",
+        # DRF's tokens under the session rules: 12 h, idle 30/15 min, due password (G8, G11)
+        "accounts.authentication.ExpiringTokenAuthentication",
         "accounts.authentication.ApiKeyAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
@@ -271,9 +282,19 @@ from config.schedule import BEAT_SCHEDULE as CELERY_BEAT_SCHEDULE  # noqa: E402,
 # Notifications (SMS / e-mail): console in the demo.
 NOTIFICATION_BACKEND = env("NOTIFICATION_BACKEND", default="core.notify.ConsoleBackend")
 
-# Axes: 5 failures within 15 min lock the account for 30 min (SECURITY.md G9).
+# Lockout (SECURITY.md G9): 5 failures within LOGIN_FAILURE_WINDOW (15 min)
+# lock the username for AXES_COOLOFF_TIME (30 min). Axes alone would count
+# failures over the whole cool-off (each failure within 30 min of the one
+# before); accounts.lockout.WindowedLockoutHandler keeps the two periods apart,
+# deciding from axes' failure log (kept no longer than the two periods).
+AXES_HANDLER = "accounts.lockout.WindowedLockoutHandler"
 AXES_FAILURE_LIMIT = 5
+LOGIN_FAILURE_WINDOW = timedelta(minutes=15)
 AXES_COOLOFF_TIME = timedelta(minutes=30)
+AXES_ENABLE_ACCESS_FAILURE_LOG = True
+# axes trims a user's failure log beyond this many rows, newest first; ours
+# is pruned by age instead, so keep axes' trim out of the way.
+AXES_ACCESS_FAILURE_LOG_PER_USER_LIMIT = 100_000
 AXES_LOCKOUT_PARAMETERS = ["username"]
 AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_TEMPLATE = "accounts/locked.html"

@@ -17,6 +17,9 @@ FIELD_ENCRYPTION_KEYS = env.list("FIELD_ENCRYPTION_KEYS")
 BLIND_INDEX_KEY = secret("BLIND_INDEX_KEY")
 if not FIELD_ENCRYPTION_KEYS or not BLIND_INDEX_KEY:
     raise ImproperlyConfigured("FIELD_ENCRYPTION_KEYS and BLIND_INDEX_KEY must be set.")
+AUDIT_CHAIN_KEY = secret("AUDIT_CHAIN_KEY")
+if not AUDIT_CHAIN_KEY or len(AUDIT_CHAIN_KEY) < 32:
+    raise ImproperlyConfigured("AUDIT_CHAIN_KEY must be set to a random value of 32+ characters.")
 
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS")
 # TLS ends at the reverse proxy (docker-compose.yml → proxy, deploy/nginx/):

@@ -29,6 +29,7 @@ STORAGES = {
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 FIELD_ENCRYPTION_KEYS = ["t1:dGVzdC1rZXktdGVzdC1rZXktdGVzdC1rZXktMzJieXQ="]
 BLIND_INDEX_KEY = "test-blind-index-key"
+AUDIT_CHAIN_KEY = "test-audit-chain-key-test-audit-chain-key"
 NOTIFICATION_BACKEND = "core.notify.MemoryBackend"
 if os.environ.get("CELERY_TEST_WORKER") == "1":
     # fault tests (tests/reliability) record sends where the test can count them

@@ -206,7 +206,28 @@ M["accounts:lockout-release"] = Entry(
     {"POST": only(404, "security_admin")}, note="no username given: nothing to unlock"
 )
 M["accounts:apikey-list"] = Entry(
-    {"GET": only(200, "security_admin"), "POST": only(200, "security_admin")}
+    {"GET": only(200, "admin", "security_admin"), "POST": only(200, "security_admin")},
+    note="the security admin requests keys, the system admin approves them",
+)
+for _name in ("apikey-approve", "apikey-reject"):
+    M[f"accounts:{_name}"] = Entry(
+        {
+            "GET": scoped(200, roles=("admin",), scope=COUNTY_A),
+            "POST": scoped(302, roles=("admin",), scope=COUNTY_A),
+        },
+        kwargs={"pk": "apikey"},
+    )
+NOT_ADMINS = tuple(p for p in PERSONAS if p not in ADMINS and p != "anonymous")
+M["accounts:apikey-mine"] = Entry(
+    {"GET": only(200, *NOT_ADMINS)}, note="keys are never held by the 三员 (G4)"
+)
+M["accounts:apikey-collect"] = Entry(
+    {
+        "GET": scoped(200, roles=NOT_ADMINS, scope=TOWNSHIP_DOCTORS),
+        "POST": scoped(200, roles=NOT_ADMINS, scope=TOWNSHIP_DOCTORS),
+    },
+    kwargs={"pk": "apikey_approved"},
+    note="only the key's custodian; the secret is shown once in the 200",
 )
 M["accounts:apikey-revoke"] = Entry(
     {
@@ -652,7 +673,9 @@ M["audit:event-list"] = Entry({"GET": only(200, "audit_admin")})
 M["audit:unusual-list"] = Entry({"GET": only(200, "audit_admin")})
 M["audit:breakglass-list"] = Entry({"GET": only(200, "audit_admin")})
 M["audit:breakglass-review"] = Entry(
-    {"POST": scoped(302, roles=("audit_admin",), scope=ALL)}, kwargs={"pk": "breakglass"}
+    {"POST": scoped(302, roles=("audit_admin",), scope=COUNTY_A)},
+    kwargs={"pk": "breakglass"},
+    note="grants of requesters in the audit admin's county",
 )
 M["audit:patient-access"] = Entry(
     {"GET": scoped(200, roles=HEALTH, others=404)},

@@ -155,34 +155,65 @@ def _alerts(ctx, objs):
 
 @builder("apikey")
 def _api_keys(ctx, objs):
-    from accounts.services import apikey_create
+    """Requested keys (approvable, revocable) of each position's health
+    centre, custodian its township doctor."""
+    from accounts.services import apikey_request
 
-    o = ctx.world.org
+    o, u = ctx.world.org, ctx.users
     out = {}
-    for pos, org, by in (
-        (OWN, o.hc_a1, ctx.users.security_admin),
-        (OTHER, o.hc_a2, ctx.users.security_admin),
-        (COUNTY, o.hc_c1, ctx.extra.security_admin_c),
+    for pos, org, by, custodian in (
+        (OWN, o.hc_a1, u.security_admin, u.doctor_a),
+        (OTHER, o.hc_a2, u.security_admin, u.doctor_b),
+        (COUNTY, o.hc_c1, ctx.extra.security_admin_c, u.doctor_c),
     ):
-        key, _ = apikey_create(
-            name=f"矩阵接口{pos}", organisation=org, role="township_doctor", by=by
+        key = apikey_request(
+            name=f"矩阵接口{pos}",
+            organisation=org,
+            role="township_doctor",
+            custodian=custodian,
+            by=by,
         )
         out[pos] = Obj(key.pk, (key.prefix,))
     return out
 
 
+@builder("apikey_approved")
+def _api_keys_approved(ctx, objs):
+    """The same keys approved: each waits for its custodian (doctor_a at
+    OWN, doctor_b at OTHER, doctor_c at COUNTY) to collect it."""
+    from accounts.models import ApiKey
+    from accounts.services import apikey_approve
+
+    out = {}
+    for pos, obj in objs.get("apikey").items():
+        apikey_approve(api_key=ApiKey.objects.get(pk=obj.key), by=None)
+        out[pos] = obj
+    return out
+
+
 @builder("breakglass")
 def _breakglass(ctx, objs):
-    """Grants to patients outside the requester's scope: doctor_b opens pA1
-    (own township's patient), doctor_a opens pB1, doctor_a opens pC1."""
+    """Grants to patients outside the requester's scope, inside the
+    requester's county (break-the-glass searches only there): doctor_b opens
+    pA1 (own township's patient), doctor_a opens pB1, and a doctor of a
+    second township of county C opens pC1."""
+    from accounts.models import OrganisationKind, RegionLevel
+    from accounts.roles import Role
     from accounts.services import breakglass_request
+    from accounts.tests import factories as af
 
-    u, p = ctx.users, ctx.patients
+    u, p, w = ctx.users, ctx.patients, ctx.world
+    c2 = af.region("990103002", "镇C2", RegionLevel.TOWNSHIP, w.county_c)
+    doctor_c2 = af.staff(
+        "doctor_c2",
+        Role.TOWNSHIP_DOCTOR,
+        af.organisation("C2卫生院", OrganisationKind.HEALTH_CENTRE, c2),
+    )
     out = {}
     for pos, patient, by in (
         (OWN, p.pA1, u.doctor_b),
         (OTHER, p.pB1, u.doctor_a),
-        (COUNTY, p.pC1, u.doctor_a),
+        (COUNTY, p.pC1, doctor_c2),
     ):
         grant = breakglass_request(
             by=by,

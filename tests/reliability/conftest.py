@@ -27,7 +27,29 @@ from django.db import connection
 
 ROOT = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent
-PG_BIN = Path(os.environ.get("PG_BIN", "/usr/lib/postgresql/15/bin"))
+
+
+def _pg_bin() -> Path:
+    """The PostgreSQL server binaries: ``PG_BIN``, else ``pg_config --bindir``
+    when it has initdb, else the newest ``/usr/lib/postgresql/<version>/bin``."""
+    if os.environ.get("PG_BIN"):
+        return Path(os.environ["PG_BIN"])
+    pg_config = shutil.which("pg_config")
+    if pg_config:
+        with contextlib.suppress(OSError, subprocess.SubprocessError):
+            out = subprocess.run(
+                [pg_config, "--bindir"], capture_output=True, text=True, check=True, timeout=10
+            ).stdout.strip()
+            if out and (Path(out) / "initdb").exists():
+                return Path(out)
+    versions = sorted(
+        (p for p in Path("/usr/lib/postgresql").glob("*/bin") if (p / "initdb").exists()),
+        key=lambda p: [int(x) if x.isdigit() else x for x in p.parent.name.split(".")],
+    )
+    return versions[-1] if versions else Path("/usr/lib/postgresql/15/bin")
+
+
+PG_BIN = _pg_bin()
 REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
 
 

@@ -71,9 +71,9 @@ class Command(BaseCommand):
         meta = model._meta
         table, pk = qn(meta.db_table), qn(meta.pk.column)
         columns = [qn(f.column) for f in fields]
-        select = f"SELECT {pk}, {', '.join(columns)} FROM {table}"  # noqa: S608 - quoted names
+        select = f"SELECT {pk}, {', '.join(columns)} FROM {table}"  # noqa: S608 - quoted names  # nosec B608
         update = (
-            f"UPDATE {table} SET {', '.join(f'{c} = %s' for c in columns)} "  # noqa: S608
+            f"UPDATE {table} SET {', '.join(f'{c} = %s' for c in columns)} "  # noqa: S608 - quoted model names, values are parameters  # nosec B608
             f"WHERE {pk} = %s"
         )
         changed = 0
