@@ -113,6 +113,18 @@ def browser_context_args(browser_context_args):
     return {**browser_context_args, "locale": "zh-CN"}
 
 
+@pytest.fixture(autouse=True)
+def _fresh_factory_sequence():
+    """Each test numbers its patients from 1: the ID numbers and birth days
+    the factories make then do not depend on which tests ran before in the
+    same process (every test starts from an empty database anyway)."""
+    import itertools
+
+    from patients.tests import factories as pf
+
+    pf._seq = itertools.count(1)
+
+
 @pytest.fixture
 def redis_url():
     return _redis_url()

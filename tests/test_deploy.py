@@ -31,6 +31,7 @@ PRODUCTION_ENV = {
     "ALLOWED_HOSTS": PUBLIC_HOST,
     "FIELD_ENCRYPTION_KEYS": "k1:" + base64.b64encode(b"d" * 32).decode(),
     "BLIND_INDEX_KEY": "deploy-test",
+    "AUDIT_CHAIN_KEY": "deploy-test-" + "a" * 40,
 }
 # Kept from the test settings: the test database, its broker and keys.
 NOT_OVERRIDDEN = {
@@ -39,6 +40,7 @@ NOT_OVERRIDDEN = {
     "SECRET_KEY",
     "FIELD_ENCRYPTION_KEYS",
     "BLIND_INDEX_KEY",
+    "AUDIT_CHAIN_KEY",
     "STORAGES",
     "LOGGING",
     "PASSWORD_HASHERS",

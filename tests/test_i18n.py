@@ -349,6 +349,16 @@ def test_every_message_in_the_code_has_an_english_translation():
 CJK = re.compile(r"[\u3400-\u9fff]")
 
 
+def _unwrapped_literals(node):
+    """The string literals of an expression that no call encloses."""
+    if isinstance(node, ast.Call):
+        return
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):
+        yield node.value
+    for child in ast.iter_child_nodes(node):
+        yield from _unwrapped_literals(child)
+
+
 def test_message_constants_are_marked_for_translation():
     """An ``ERR_*`` or ``MSG_*`` constant holding a plain Chinese string is
     never extracted by makemessages, so English users get Chinese: wrap it in
@@ -364,13 +374,9 @@ def test_message_constants_are_marked_for_translation():
             names = [t.id for t in targets if isinstance(t, ast.Name)]
             if not any(n.startswith(("ERR_", "MSG_")) for n in names):
                 continue
-            literals = [
-                n.value
-                for n in ast.walk(node.value)
-                if isinstance(n, ast.Constant) and isinstance(n.value, str)
-            ]
-            plain = not isinstance(node.value, ast.Call)
-            if plain and any(CJK.search(text) for text in literals):
+            # a literal is marked when a call (gettext_lazy, gettext_noop)
+            # encloses it, also inside a dict or tuple of messages
+            if any(CJK.search(text) for text in _unwrapped_literals(node.value)):
                 unmarked.append(f"{path.relative_to(BASE_DIR)}: {names[0]}")
     assert unmarked == []
 

@@ -105,15 +105,15 @@ def test_missing_clinical_items_are_shown_on_the_form(world, patients):
 
 
 def test_a_visit_date_before_the_patients_birth_is_refused_on_the_page(world, patients):
-    p = patients.pA1  # born 1980-05-17
+    p = patients.pA1
+    born = p.birth_date.isoformat()
     c = client_for(world.users.doctor_a)
     page = c.get(f"/followups/new/{p.pk}/")
-    assert 'min="1980-05-17"' in page.content.decode()
-    r = c.post(f"/followups/new/{p.pk}/", form_post(visit_date="1980-05-16"))
+    assert f'min="{born}"' in page.content.decode()
+    day_before = (p.birth_date - timedelta(days=1)).isoformat()
+    r = c.post(f"/followups/new/{p.pk}/", form_post(visit_date=day_before))
     assert r.status_code == 200
-    assert r.context["form"].errors["visit_date"] == [
-        "随访日期不能早于患者的出生日期（1980-05-17）。"
-    ]
+    assert r.context["form"].errors["visit_date"] == [f"随访日期不能早于患者的出生日期（{born}）。"]
     assert not FollowUp.objects.exists()
 
 
