@@ -25,12 +25,11 @@ from patients.models import (
     Symptom,
 )
 from patients.selectors import overdue_q
+from patients.services import ERR_BIRTH_REQUIRED, ERR_GENDER_REQUIRED
 
 ERR_GUARDIAN_RELATION = _("请填写监护人与患者的关系。")
 ERR_GUARDIAN_NAME = _("填写了监护人信息时，请填写监护人姓名。")
 ERR_ASSISTANT_NAME = _("请填写协助监护人姓名。")
-ERR_BIRTH_REQUIRED = _("非居民身份证须填写出生日期。")
-ERR_GENDER_REQUIRED = _("非居民身份证须填写性别。")
 ERR_REASON_REQUIRED = _("请填写查看完整证件号码的理由。")
 
 HELP_DERIVED = _("居民身份证可不填，由证件号码自动识别。")

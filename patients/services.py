@@ -38,6 +38,8 @@ ERR_STALE = _("该记录已被他人修改，请刷新后重新填写。")
 ERR_NOT_ALLOWED = _("您无权修改此项。")
 ERR_BIRTH_FUTURE = _("出生日期不能晚于今天。")
 ERR_ID_REQUIRED = _("请填写证件号码。")
+ERR_BIRTH_REQUIRED = _("非居民身份证须填写出生日期。")
+ERR_GENDER_REQUIRED = _("非居民身份证须填写性别。")
 
 
 def _id_error(message) -> DomainError:
@@ -63,8 +65,14 @@ def check_identity(
     number = rules.normalize_id_number(id_type, id_number)
     if not number:
         raise DomainError(ERR_ID_REQUIRED, field="id_number")
-    if birth_date and birth_date > timezone.localdate():
+    # only a resident ID carries birth date and gender: other documents
+    # (API callers included) must state them
+    if not birth_date:
+        raise DomainError(ERR_BIRTH_REQUIRED, field="birth_date")
+    if birth_date > timezone.localdate():
         raise DomainError(ERR_BIRTH_FUTURE, field="birth_date")
+    if not gender:
+        raise DomainError(ERR_GENDER_REQUIRED, field="gender")
     return number, birth_date, gender
 
 

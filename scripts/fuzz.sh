@@ -6,7 +6,8 @@
 # Needs DATABASE_URL (a PostgreSQL the role may CREATE DATABASE on); the fuzz
 # database is "<name>_fuzz" next to it, dropped and made again each run.
 # Knobs: FUZZ_MAX_EXAMPLES (per operation, default 100), FUZZ_MAX_TIME (seconds
-# per role, default 45), FUZZ_PATIENTS (seeded patients, default 200).
+# per role, default 45), FUZZ_PATIENTS (seeded patients, default 200), FUZZ_ROLES
+# (space-separated subset of the roles below).
 # Reports: var/fuzz/<role>/junit.xml. Exit status: non-zero on any finding.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,6 +22,8 @@ OUT=var/fuzz
 # audit administrators, who exist only once an admin creates them
 ROLES=(admin secadmin auditadmin doctor1 hospital1 prevention1 police1 governance1 civil1 dpf1
   finance1 official1)
+# FUZZ_ROLES="doctor1 police1" fuzzes only those (e.g. to reproduce a finding)
+if [[ -n "${FUZZ_ROLES:-}" ]]; then read -ra ROLES <<<"$FUZZ_ROLES"; fi
 
 : "${DATABASE_URL:?DATABASE_URL must point at PostgreSQL}"
 FUZZ_URL=$($VENV/python - <<'PY'

@@ -45,7 +45,8 @@ def exception_handler(exc, context):
         return Response({key: [str(exc.message)]}, status=status.HTTP_400_BAD_REQUEST)
     if isinstance(exc, DjangoValidationError):
         if hasattr(exc, "error_dict"):
-            data = {k: [str(m) for m in v.messages] for k, v in exc.message_dict.items()}
+            # message_dict: field → list of message strings
+            data = {k: [str(m) for m in v] for k, v in exc.message_dict.items()}
         else:
             data = {"non_field_errors": [str(m) for m in exc.messages]}
         return Response(data, status=status.HTTP_400_BAD_REQUEST)

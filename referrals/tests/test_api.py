@@ -271,6 +271,38 @@ def test_clue_confirm_registers_the_patient(world):
     assert patient.diagnosis == "delusional" and patient.guardian.name == "钱父"
 
 
+def test_clue_confirm_with_another_document_needs_birth_date_and_gender(world):
+    """Found by the fuzzer: a passport or other document carries no birth
+    date, so the API must ask for it (400 naming the field), not fail."""
+    from patients.models import Patient
+
+    doctor = api(world.users.doctor_a)
+    cid = doctor.post(
+        "/api/v1/clues/", {"name": "孙某", "region": "990102001001"}, format="json"
+    ).json()["id"]
+    body = {
+        "name": "孙某",
+        "id_type": "other",
+        "id_number": "X1234567",
+        "region": "990102001001",
+        "address": "某村",
+        "diagnosis": "epilepsy",
+    }
+    r = doctor.post(f"/api/v1/clues/{cid}/confirm/", body, format="json")
+    assert r.status_code == 400 and list(r.json()) == ["birth_date"]
+    r = doctor.post(
+        f"/api/v1/clues/{cid}/confirm/", {**body, "birth_date": "1980-05-01"}, format="json"
+    )
+    assert r.status_code == 400 and list(r.json()) == ["gender"]
+    r = doctor.post(
+        f"/api/v1/clues/{cid}/confirm/",
+        {**body, "birth_date": "1980-05-01", "gender": "female"},
+        format="json",
+    )
+    assert r.status_code == 200, r.content
+    assert Patient.objects.get(pk=r.json()["patient"]).birth_date.isoformat() == "1980-05-01"
+
+
 def test_exchange_runs_api_fields(world, more, patients, tmp_path):
     from referrals.services.exchange import exchange_build_due
 
