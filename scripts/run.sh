@@ -95,6 +95,7 @@ cat <<MSG
     official1    县级领导         县卫健局 (990102, aggregates only)
     finance1     财政             县财政局 (990102: reward payments, payer statements)
     prevention1  精防机构人员     县精神卫生防治中心 (990102: escalated alerts, exchange)
+    towngov1-4   乡镇综治办       城关镇/东山乡/西河乡/南岭镇综治办 (township review of guardian rewards)
 
   admin always signs in with a second factor: on the first sign-in the page
   shows a QR code; scan it with an authenticator app (TOTP) and enter the
