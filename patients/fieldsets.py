@@ -96,6 +96,26 @@ FIELDSETS: dict[str, tuple[str, ...]] = {
     "disabled_federation": IDENTITY + ("guardian",) + DISABILITY + REHAB + ("version",),
 }
 
+# Facts outside the patient record that a department's exchange package
+# carries (DOMAIN.md → Data exchange): police and governance get the
+# incidents (which they see through their own endpoints), civil affairs
+# whether the guardian receives the guardian reward. With ``FIELDSETS``,
+# this bounds the columns of ``referrals.rules.PARTNER_COLUMNS``.
+EXCHANGE_EXTRAS: dict[str, tuple[str, ...]] = {
+    "police": ("incidents",),
+    "governance": ("incidents",),
+    "civil_affairs": ("guardian_reward",),
+    "disabled_federation": (),
+}
+
+
+def exchange_fields(department: str) -> frozenset[str]:
+    """What may leave the register for ``department`` in an exchange
+    package: its field set plus its ``EXCHANGE_EXTRAS`` (nothing for an
+    unknown department)."""
+    return frozenset(FIELDSETS.get(department, ()) + EXCHANGE_EXTRAS.get(department, ()))
+
+
 # Departments that see the full ID number in lists; all others see it masked
 # (revealing the full number is a logged action).
 FULL_ID_FIELDSETS = frozenset({"health"})

@@ -11,6 +11,8 @@ import json
 from dataclasses import dataclass
 from datetime import date, timedelta
 
+from patients import fieldsets
+
 # --------------------------------------------------------------------------
 # Referral states: pending → accepted | rejected | cancelled; accepted → completed
 # --------------------------------------------------------------------------
@@ -183,21 +185,63 @@ PARTNER_COLUMNS: dict[str, tuple[tuple[str, str], ...]] = {
     ),
 }
 
-# Keys no partner package may ever contain (clinical data stays in health).
+# The field of ``patients.fieldsets`` each column is made from, where the
+# column's key is not itself that field (a derived or flattened column).
+COLUMN_SOURCES: dict[str, str] = {
+    "region_name": "region",
+    "guardian_name": "guardian",
+    "guardian_relation": "guardian",
+    "guardian_phone": "guardian",
+    "lost": "status",
+    "last_incident": "incidents",
+    "last_incident_date": "incidents",
+}
+
+# Keys no partner package may ever contain (clinical data stays in health):
+# the register's clinical fields, the medical history of the supplement
+# form, and the follow-up's clinical answers.
 CLINICAL_KEYS = frozenset(
     {
-        "diagnosis",
-        "diagnosis_hospital",
-        "diagnosis_date",
+        *fieldsets.CLINICAL,
+        "first_onset_date",
+        "past_symptoms",
+        "past_symptoms_other",
+        "past_lock_status",
+        "past_outpatient",
+        "first_antipsychotic_date",
+        "past_admissions",
+        "recent_treatment_effect",
+        "specialist_opinion",
         "medications",
         "medication_guidance",
         "medication_compliance",
         "symptoms",
-        "past_symptoms",
-        "specialist_opinion",
         "lab_tests",
+        "treatment_effect",
     }
 )
+
+
+def column_source(key: str) -> str:
+    """The patient field (``patients.fieldsets``) a package column exposes."""
+    return COLUMN_SOURCES.get(key, key)
+
+
+def columns_outside_fieldset(
+    department: str, columns: tuple[tuple[str, str], ...] | None = None
+) -> set[str]:
+    """Column keys of ``department``'s package (or of ``columns``) that its
+    declared field set does not allow (``patients.fieldsets
+    .exchange_fields``), or that carry clinical data: empty when the package
+    holds only the minimum necessary fields."""
+    allowed = fieldsets.exchange_fields(department)
+    if columns is None:
+        columns = PARTNER_COLUMNS.get(department, ())
+    return {
+        key
+        for key, _header in columns
+        if column_source(key) not in allowed or {key, column_source(key)} & CLINICAL_KEYS
+    }
 
 
 def columns_for(department: str) -> tuple[tuple[str, str], ...]:

@@ -98,6 +98,13 @@ class StatDates:
         statistics_date = period.statistics_date(today)
         return cls(period.year_start, period.start, statistics_date, live=statistics_date >= today)
 
+    @classmethod
+    def on(cls, day: date, today: date) -> StatDates:
+        """The dates of a computation on ``day`` (a statistics date): live
+        from today on, as of that day before."""
+        period = Period.containing(day)
+        return cls(period.year_start, period.start, day, live=day >= today)
+
     @property
     def end_of_day(self) -> datetime:
         """Midnight after the statistics date, Asia/Shanghai: a status changed
@@ -444,9 +451,11 @@ def flag_sql() -> dict[str, str]:
     return flags
 
 
-def _base(region: Region, dates: StatDates) -> tuple[list[str], str, list]:
+def base_sql(region: Region, dates: StatDates) -> tuple[list[str], str, list]:
     """The patient base ``sp`` of one computation: live for the running
-    quarter, as of the statistics date for a past one."""
+    quarter, as of the statistics date for a past one. ``(ctes, select,
+    params)``; other indicators built on the register (the subsidies app's
+    reward coverage) start from it, so they count the same patients."""
     if dates.live:
         sql, params = patient_base(region, dates).query.sql_with_params()
         return [], sql, list(params)
@@ -455,14 +464,14 @@ def _base(region: Region, dates: StatDates) -> tuple[list[str], str, list]:
 
 def _flags_cte(region: Region, dates: StatDates) -> tuple[str, list]:
     """``WITH … flags``: one row per registered patient with 0/1 columns."""
-    base_ctes, base_sql, base_params = _base(region, dates)
+    base_ctes, base_select, base_params = base_sql(region, dates)
     fu = FollowUp._meta.db_table
     inc = Incident._meta.db_table
     completed = Outcome.COMPLETED.value
     gap = rules.STANDARD_MAX_GAP_MONTHS
     danger = " OR ".join(_json_count("f.dangerous_behaviours", key) for key in DANGER_KEYS)
     flags = ",\n           ".join(f"{expr} AS {key}" for key, expr in flag_sql().items())
-    ctes = ",\n".join([*base_ctes, f"sp AS ({base_sql})"])
+    ctes = ",\n".join([*base_ctes, f"sp AS ({base_select})"])
     sql = f"""
 WITH {ctes},
 fy AS (

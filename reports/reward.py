@@ -4,7 +4,9 @@ The subsidies app owns who is eligible and whose award is active. This app
 looks up ``subsidies.selectors.reward_coverage_counts`` lazily; the function
 takes a region and a date (keyword ``region=``/``date=`` or positionally)
 and returns the counts for that region on that date, either as a mapping
-``{"eligible": n, "active": m}`` or as a pair ``(eligible, active)``. When
+``{"eligible": n, "active": m}`` or as a pair ``(eligible, active)``, both
+judged on that date (the register as of it, the awards active on it), so
+a past quarter never counts today's state. When
 the function is missing, the indicator reports as not available; no value
 is invented.
 """

@@ -12,6 +12,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from decimal import Decimal
 
+from django.apps import apps
 from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
@@ -24,7 +25,7 @@ from audit.services import audit_record
 from core.errors import DomainError
 from core.history import history_stamp
 from followups.models import FollowUp
-from patients.models import Incident, Patient
+from patients.models import AssistantGuardian, Guardian, Incident, Patient
 from reports import engine, reward, rules
 from reports.models import IndicatorSnapshot, IndicatorTarget
 from reports.rules import BY_KEY, PERCENT, Period
@@ -190,16 +191,32 @@ def snapshots_nightly(*, today: date | None = None) -> dict:
     return {"rows": rows, "counties": len(counties)}
 
 
+def _award_history():
+    """The subsidies app's award history (grants, suspensions, ends,
+    rejections change the reward coverage), when that app is installed."""
+    try:
+        return apps.get_model("subsidies", "Award").history
+    except LookupError:
+        return None
+
+
 def changed_counties(*, since: datetime) -> list[Region]:
-    """Counties with a patient, follow-up or incident change since ``since``
-    (from the history tables, indexed on ``history_date``), including every
-    region a changed patient has lived in (transfers change two counties)."""
+    """Counties with a change since ``since`` to what an indicator counts: a
+    patient, follow-up, incident, guardian, assistant guardian or guardian
+    reward award (from the history tables, indexed on ``history_date``),
+    including every region a changed patient has lived in (transfers change
+    two counties)."""
     changed = Q(history_date__gte=since)
     patients = (
         Q(id__in=FollowUp.history.filter(changed).values("patient_id"))
         | Q(id__in=Incident.history.filter(changed).values("patient_id"))
         | Q(id__in=Patient.history.filter(changed).values("id"))
+        | Q(id__in=Guardian.history.filter(changed).values("patient_id"))
+        | Q(id__in=AssistantGuardian.history.filter(changed).values("patient_id"))
     )
+    awards = _award_history()
+    if awards is not None:
+        patients |= Q(id__in=awards.filter(changed).values("patient_id"))
     region_codes = set(
         Patient.history.filter(patients).values_list("region_id", flat=True).distinct()
     ) | set(Patient.objects.filter(patients).values_list("region_id", flat=True).distinct())

@@ -26,7 +26,7 @@ from accounts.selectors import organisation_of
 from audit.services import audit_record
 from patients.models import AssistantGuardian, Guardian, Incident, Patient, Status
 from patients.selectors import patient_list_visible_to
-from subsidies import rules
+from subsidies import coverage, rules
 from subsidies.models import (
     OPEN_AWARD_STATUSES,
     Award,
@@ -280,7 +280,7 @@ def reward_rule_q(rule: rules.RewardRule, *, today: date) -> Q:
     facts as ``with_reward_facts``), for lists and counts that must not load
     every patient. Reusable wherever eligibility is counted or filtered.
     """
-    from patients.models import REGISTERED_STATUSES, Guardian
+    from patients.models import REGISTERED_STATUSES
 
     q = Q(status__in=REGISTERED_STATUSES)
     if rule.require_police_registered:
@@ -716,106 +716,38 @@ def reward_bar_threshold(on: date, months: int) -> date:
     return day
 
 
-def _reward_candidates(rule: rules.RewardRule, path: str) -> QuerySet[Patient]:
-    """Registered patients under ``path`` whom the rule could make eligible:
-    police-registered when required, with a qualifying incident or risk."""
-    from patients.models import REGISTERED_STATUSES
-
-    qualifying = Q(
-        Exists(
-            Incident.objects.filter(
-                patient=OuterRef("pk"), kind__in=list(rule.qualifying_incident_kinds)
-            )
-        )
-    )
-    if rule.min_risk_level is not None:
-        qualifying |= Q(risk_level__gte=rule.min_risk_level)
-    candidates = Patient.objects.filter(
-        region__path__startswith=path, status__in=REGISTERED_STATUSES
-    ).filter(qualifying)
-    if rule.require_police_registered:
-        candidates = candidates.filter(police_registered=True)
-    return candidates
-
-
-def _reward_eligible_q(rule: rules.RewardRule, on: date) -> Q:
-    """The rest of ``rules.reward_ineligibility`` as SQL, for a candidate
-    (``_reward_candidates``): a guardian (who signed the responsibility
-    letter when the rule asks), enough assistant guardians, and no
-    failed-duty incident still barring re-application on ``on``."""
-    guardians = Guardian.objects.filter(patient=OuterRef("pk"))
-    if rule.require_responsibility_letter:
-        guardians = guardians.filter(responsibility_letter=True)
-    eligible = Q(Exists(guardians))
-    if rule.min_assistant_guardians > 0:
-        assistants = Coalesce(
-            Subquery(
-                AssistantGuardian.objects.filter(patient=OuterRef("pk"))
-                .order_by()
-                .values("patient")
-                .annotate(n=Count("pk"))
-                .values("n")[:1]
-            ),
-            0,
-        )
-        eligible &= Q(GreaterThanOrEqual(assistants, rule.min_assistant_guardians))
-    barring = Incident.objects.filter(
-        patient=OuterRef("pk"),
-        guardian_failed_duties=True,
-        occurred_on__gt=reward_bar_threshold(on, rule.reapply_bar_months),
-    )
-    return eligible & ~Q(Exists(barring))
-
-
 def reward_coverage_by_region(*, county: Region, date: date) -> dict[str, dict[str, int]] | None:
     """``reward_coverage_counts`` for every region inside ``county`` at once:
-    eligible guardians and those with an active award per patient region
-    (village), from one grouped statement (``COUNT(*) FILTER (WHERE …)``),
-    for the caller to sum upwards (reports: the nightly snapshot). Regions
-    without a candidate are left out (their counts are 0).
+    eligible guardians and those with an award active on ``date``, per
+    patient region (village), from one grouped statement
+    (``subsidies.coverage``), for the caller to sum upwards (reports: the
+    nightly snapshot). Regions without a registered patient are left out
+    (their counts are 0).
 
     None when no reward policy is in force for the county, as
-    ``reward_coverage_counts``. The rule is the same (``rules
-    .reward_ineligibility``), written as SQL; a test compares the two.
+    ``reward_coverage_counts``. The rule is ``rules.reward_ineligibility``,
+    written as SQL; a test compares the two.
     """
     policy = reward_policy_in_force(county_code=county_of(county), on=date)
     if policy is None:
         return None
-    rule = policy.rule()
-    eligible = _reward_eligible_q(rule, date)
-    active = Q(Exists(Award.objects.filter(patient=OuterRef("pk"), status=AwardStatus.ACTIVE)))
-    rows = (
-        _reward_candidates(rule, county.path)
-        .order_by()
-        .values("region_id")
-        .annotate(
-            eligible=Count("pk", filter=eligible),
-            active=Count("pk", filter=eligible & active),
-        )
-    )
-    return {
-        row["region_id"]: {"eligible": row["eligible"], "active": row["active"]} for row in rows
-    }
+    return coverage.coverage_rows(policy.rule(), county, date)
 
 
 def reward_coverage_counts(*, region: Region, date: date) -> dict[str, int] | None:
     """Eligible guardians and those with an active award in ``region`` on
-    ``date`` (the ``reward_coverage`` indicator, DOMAIN.md → Indicators).
+    ``date`` (the ``reward_coverage`` indicator, DOMAIN.md → Indicators),
+    both judged on that date: for a past date, the register and the awards
+    as they were then, never today's state.
 
     None when no reward policy is in force for the region's county: the
-    indicator is then not available rather than 0 %. Eligibility is the
-    policy's own rule, judged on today's register (facts are not versioned).
+    indicator is then not available rather than 0 %.
     """
     policy = reward_policy_in_force(county_code=county_of(region), on=date)
     if policy is None:
         return None
-    rule = policy.rule()
-    candidates = _reward_candidates(rule, region.path)
-    eligible = active = 0
-    for patient in with_reward_facts(candidates).annotate(
-        rf_active=Exists(Award.objects.filter(patient=OuterRef("pk"), status=AwardStatus.ACTIVE))
-    ):
-        if not rules.reward_ineligibility(reward_facts_for(patient), rule, today=date):
-            eligible += 1
-            active += bool(patient.rf_active)
-    return {"eligible": eligible, "active": active}
+    rows = coverage.coverage_rows(policy.rule(), region, date)
+    return {
+        "eligible": sum(r["eligible"] for r in rows.values()),
+        "active": sum(r["active"] for r in rows.values()),
+    }

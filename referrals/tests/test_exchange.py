@@ -8,6 +8,7 @@ import base64
 import csv
 import io
 import json
+import os
 import ssl
 import threading
 from datetime import UTC, date, datetime, timedelta
@@ -15,9 +16,15 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+from django.core.management import call_command
+from django.db import connection
+from django.test import Client
+from django.urls import reverse
 from django.utils import timezone
 from openpyxl import load_workbook
 
+from accounts.tests.factories import login
+from core import crypto
 from core.models import TaskRun
 from followups.tests import factories as ff
 from patients.models import Patient
@@ -357,8 +364,6 @@ def test_partner_settings_are_checked(more):
 
 
 def test_signing_key_is_stored_encrypted(more):
-    from django.db import connection
-
     partner = rf.partner(by=more.prevention)
     with connection.cursor() as cur:
         cur.execute("SELECT signing_key FROM referrals_exchangepartner WHERE id = %s", [partner.pk])
@@ -471,3 +476,55 @@ def test_an_alert_committed_late_with_an_earlier_time_is_still_pushed(
     # a day later the horizon has moved on, and nothing is sent twice
     assert svc.exchange_high_risk(now=start + timedelta(days=2))["built"] == 0
     assert ExchangeRun.objects.filter(partner=partner, kind="high_risk").count() == 2
+
+
+# --- packages at rest (SECURITY.md G16; issue 7) ----------------------------------
+
+
+def _stored_content(run) -> str:
+    with connection.cursor() as cur:
+        cur.execute("SELECT content FROM referrals_exchangerun WHERE id = %s", [run.pk])
+        return cur.fetchone()[0]
+
+
+def _new_key(kid: str) -> str:
+    return f"{kid}:{base64.b64encode(os.urandom(32)).decode()}"
+
+
+def test_a_stored_package_is_encrypted_at_rest_and_downloads_as_built(
+    world, patients, more, police_partner
+):
+    run = svc.exchange_build(partner=police_partner, kind="scheduled", period=Q3)
+    built = run.get_content()
+    assert "甲一".encode() in built and patients.pA1.id_number.encode() in built
+    stored = _stored_content(run)
+    kid, _sep, token = stored.partition("$")
+    assert kid == crypto.current_kid()
+    sealed = base64.b64decode(token)  # nonce + AES-GCM ciphertext
+    for secret in ("甲一", "乙一", patients.pA1.id_number, patients.pB1.id_number):
+        raw = secret.encode("utf-8")
+        assert raw not in sealed and raw not in stored.encode()
+    assert base64.b64encode(built)[:64].decode() not in stored  # not merely base64
+
+    client = Client()
+    login(client, more.prevention)
+    response = client.get(reverse("referrals:run-download", args=[run.pk]))
+    assert response.status_code == 200
+    downloaded = b"".join(response.streaming_content) if response.streaming else response.content
+    assert downloaded == built
+    key = ExchangePartner.objects.get(pk=police_partner.pk).signing_key
+    assert rules.verify_package(run.manifest, downloaded, key)
+
+
+def test_key_rotation_re_encrypts_stored_packages(settings, patients, police_partner):
+    run = svc.exchange_build(partner=police_partner, kind="scheduled", period=Q3)
+    built = run.get_content()
+    old = list(settings.FIELD_ENCRYPTION_KEYS)
+    settings.FIELD_ENCRYPTION_KEYS = [_new_key("k9"), *old]
+    call_command("rotate_field_keys", "--chunk-size", "1", stdout=io.StringIO())
+    assert _stored_content(run).startswith("k9$")
+    settings.FIELD_ENCRYPTION_KEYS = settings.FIELD_ENCRYPTION_KEYS[:1]  # the old key is gone
+    content = ExchangeRun.objects.get(pk=run.pk).get_content()
+    assert content == built
+    key = ExchangePartner.objects.get(pk=police_partner.pk).signing_key
+    assert rules.verify_package(run.manifest, content, key)

@@ -7,6 +7,7 @@ from datetime import date
 
 import pytest
 
+from patients import fieldsets
 from referrals import rules
 
 
@@ -112,6 +113,55 @@ def test_no_partner_column_set_holds_clinical_keys():
         keys = {k for k, _h in rules.columns_for(department)}
         assert not keys & rules.CLINICAL_KEYS
         assert {"id_number", "name", "status"} <= keys
+
+
+def test_every_partner_department_has_a_declared_field_set():
+    assert set(rules.PARTNER_COLUMNS) <= set(fieldsets.FIELDSETS)
+    assert set(rules.PARTNER_COLUMNS) == set(fieldsets.EXCHANGE_EXTRAS)
+
+
+@pytest.mark.parametrize("department", sorted(rules.PARTNER_COLUMNS))
+def test_each_partner_s_columns_come_from_its_declared_field_set(department):
+    """Every column of a package is a field the department may see
+    (``patients.fieldsets``) or a fact DOMAIN.md sends it; none is clinical."""
+    allowed = fieldsets.exchange_fields(department)
+    sources = {rules.column_source(k) for k, _h in rules.columns_for(department)}
+    assert sources <= allowed, sources - allowed
+    assert not sources & rules.CLINICAL_KEYS
+    assert rules.columns_outside_fieldset(department) == set()
+
+
+def test_police_files_never_contain_diagnosis_or_medical_fields():
+    police = {k for k, _h in rules.columns_for("police")}
+    medical = set(fieldsets.CLINICAL) | rules.CLINICAL_KEYS
+    assert not police & medical
+    assert not {rules.column_source(k) for k in police} & medical
+    # the clinical fields are exactly what the police field set leaves out
+    assert not set(fieldsets.CLINICAL) & fieldsets.exchange_fields("police")
+
+
+@pytest.mark.parametrize(
+    "column",
+    [
+        ("diagnosis", "诊断"),
+        ("diagnosis_hospital", "确诊医院"),
+        ("medication_compliance", "服药依从性"),
+        ("past_symptoms", "既往主要症状"),
+        ("poverty", "困难类别"),  # not clinical, but not the police's either
+    ],
+)
+def test_a_column_added_outside_the_police_field_set_is_caught(column):
+    columns = rules.columns_for("police") + (column,)
+    assert rules.columns_outside_fieldset("police", columns) == {column[0]}
+
+
+def test_a_derived_column_is_judged_by_the_field_it_comes_from():
+    # risk is not the federation's; "last_incident" comes from the incidents,
+    # which go to police and governance only
+    columns = rules.columns_for("disabled_federation") + (("risk_level", "危险性等级"),)
+    assert rules.columns_outside_fieldset("disabled_federation", columns) == {"risk_level"}
+    columns = rules.columns_for("civil_affairs") + (("last_incident", "最近肇事肇祸"),)
+    assert rules.columns_outside_fieldset("civil_affairs", columns) == {"last_incident"}
 
 
 REGISTER = {
