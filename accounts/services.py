@@ -270,9 +270,7 @@ def staff_change(*, user, organisation: Organisation, role: str, by):
     return _change_account(user=user, organisation=organisation, role=role)
 
 
-def _change_account(
-    *, user, organisation: Organisation, role: str, by=None, authorised=None
-):
+def _change_account(*, user, organisation: Organisation, role: str, by=None, authorised=None):
     _require_not_self(by, user)
     _check_role_fits(role, organisation)
     _require_in_scope(by, organisation)
@@ -484,9 +482,7 @@ def account_request_create(
 
 
 @transaction.atomic
-def account_request_change(
-    *, user, organisation: Organisation, role: str, by
-) -> AccountRequest:
+def account_request_change(*, user, organisation: Organisation, role: str, by) -> AccountRequest:
     """The system admin asks to move an account to another organisation
     and/or role; it changes when a security admin authorises it."""
     _require_role(by, Role.ADMIN)

@@ -26,9 +26,7 @@ urlpatterns = [
         views.account_request_approve,
         name="account-request-approve",
     ),
-    path(
-        "requests/<int:pk>/reject/", views.account_request_reject, name="account-request-reject"
-    ),
+    path("requests/<int:pk>/reject/", views.account_request_reject, name="account-request-reject"),
     path("lockouts/", views.lockout_list, name="lockout-list"),
     path("lockouts/unlock/", views.lockout_release, name="lockout-release"),
     path("api-keys/", views.apikey_list, name="apikey-list"),

@@ -126,11 +126,14 @@ def test_only_a_security_admin_decides_and_never_their_own_request(world, sec):
     req, _half = new_doctor(world)
     for user in (admin, audit, world.users.doctor_a):
         assert refused(lambda u=user: account_request_approve(req=req, by=u)) == ERR_NOT_ALLOWED
-        assert refused(
-            lambda u=user: account_request_reject(req=req, by=u, reason="x")
-        ) == ERR_NOT_ALLOWED
+        assert (
+            refused(lambda u=user: account_request_reject(req=req, by=u, reason="x"))
+            == ERR_NOT_ALLOWED
+        )
     # the requester, later made a security admin, still cannot decide it
-    staff_change(user=admin, organisation=admin.staff.organisation, role=Role.SECURITY_ADMIN, by=None)
+    staff_change(
+        user=admin, organisation=admin.staff.organisation, role=Role.SECURITY_ADMIN, by=None
+    )
     admin = User.objects.get(pk=admin.pk)
     assert refused(lambda: account_request_approve(req=req, by=admin)) == ERR_REQUEST_OWN
     assert refused(lambda: account_request_reject(req=req, by=admin, reason="x")) == ERR_REQUEST_OWN
@@ -164,9 +167,10 @@ def test_a_role_change_is_pending_until_approved_then_ends_sessions(world, sec, 
     assert list(patient_list_visible_to(user=target)) == [patients.pB1]
     assert client.get(reverse("accounts:password-change")).status_code == 200
     # one open request per account
-    assert refused(
-        lambda: account_request_password_reset(user=target, by=world.users.admin)
-    ) == ERR_REQUEST_PENDING
+    assert (
+        refused(lambda: account_request_password_reset(user=target, by=world.users.admin))
+        == ERR_REQUEST_PENDING
+    )
     req, half = account_request_approve(req=req, by=sec)
     assert half == ""
     target = User.objects.get(pk=target.pk)

@@ -163,9 +163,7 @@ def test_create_refuses_a_username_already_taken_or_requested(client, world):
     assert AccountRequest.objects.filter(username="twice").count() == 1
 
 
-def test_change_role_and_organisation_is_recorded_and_ends_sessions(
-    client, world, patients, sec
-):
+def test_change_role_and_organisation_is_recorded_and_ends_sessions(client, world, patients, sec):
     admin, target = world.users.admin, world.users.doctor_b
     from django.test import Client
 
