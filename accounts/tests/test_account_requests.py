@@ -234,6 +234,7 @@ def test_the_queue_lets_the_security_admin_decide_by_post(client, world, sec):
     assert response.status_code == 200
     second = response.context["half"]
     assert second in response.content.decode() and first not in response.content.decode()
+    assert "no-store" in response["Cache-Control"]  # shown once, never cached
     assert User.objects.get(username="new_doctor").check_password(first + second)
     reject = reverse("accounts:account-request-reject", args=[change.pk])
     assert client.post(reject, {"reason": ""}).status_code == 200
