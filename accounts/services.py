@@ -489,6 +489,8 @@ def account_request_change(*, user, organisation: Organisation, role: str, by) -
     if by is None:
         raise DomainError(ERR_NOT_ALLOWED)
     _require_not_self(by, user)
+    if ApiKey.objects.filter(user_id=user.pk).exists():  # a key's role is the key's
+        raise DomainError(ERR_NOT_ALLOWED)
     _check_role_fits(role, organisation)
     _require_in_scope(by, organisation)
     _require_in_scope(by, user.staff.organisation)
