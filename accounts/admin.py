@@ -4,7 +4,12 @@ organisations of the county (README → Setting up a real county).
 - The user form keeps the one-role rule (G4): a second role or scope group
   is refused before saving, instead of the group guard in accounts.signals
   raising mid-save. Staff accounts themselves are managed on the app's
-  account pages (accounts.views), which go through accounts.services.
+  account pages (accounts.views), which go through accounts.services and
+  its two-person rule; the user and group pages are closed to every account
+  holding a role (the system admin above all), even one given Django's
+  model permissions or superuser flag, so they are no way around it. Only a
+  role-less superuser made at the console (``createsuperuser``: the
+  operator, like ``manage.py shell``) reaches them.
 - Regions and organisations are open to the system admin role (and to
   superusers), limited to the admin's own region and below; codes are
   checked by ``Region.clean()`` (accounts.rules). A region's code, level and
@@ -17,7 +22,8 @@ from __future__ import annotations
 from django import forms
 from django.contrib import admin
 from django.contrib.auth import get_user_model
-from django.contrib.auth.admin import UserAdmin
+from django.contrib.auth.admin import GroupAdmin, UserAdmin
+from django.contrib.auth.models import Group
 from simple_history.admin import SimpleHistoryAdmin
 
 from accounts import selectors
@@ -42,13 +48,43 @@ class OneRoleUserChangeForm(UserAdmin.form):
         return groups
 
 
-class OneRoleUserAdmin(UserAdmin):
+class RolelessOnlyMixin:
+    """Closed to anyone holding a role: accounts change through the
+    services' two-person rule (SECURITY.md G4), not here."""
+
+    def _open(self, request) -> bool:
+        return role_of(request.user) is None
+
+    def has_module_permission(self, request):
+        return self._open(request) and super().has_module_permission(request)
+
+    def has_view_permission(self, request, obj=None):
+        return self._open(request) and super().has_view_permission(request, obj)
+
+    def has_add_permission(self, request):
+        return self._open(request) and super().has_add_permission(request)
+
+    def has_change_permission(self, request, obj=None):
+        return self._open(request) and super().has_change_permission(request, obj)
+
+    def has_delete_permission(self, request, obj=None):
+        return self._open(request) and super().has_delete_permission(request, obj)
+
+
+class OneRoleUserAdmin(RolelessOnlyMixin, UserAdmin):
     form = OneRoleUserChangeForm
+
+
+class RolelessGroupAdmin(RolelessOnlyMixin, GroupAdmin):
+    pass
 
 
 if admin.site.is_registered(User):
     admin.site.unregister(User)
 admin.site.register(User, OneRoleUserAdmin)
+if admin.site.is_registered(Group):
+    admin.site.unregister(Group)
+admin.site.register(Group, RolelessGroupAdmin)
 
 
 def _administers(request) -> bool:

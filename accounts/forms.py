@@ -53,20 +53,18 @@ class NewPasswordMixin(forms.Form):
         return data
 
 
-class StaffCreateForm(NewPasswordMixin):
+class StaffCreateForm(forms.Form):
+    """A request for a new account: no password here, the system makes the
+    initial one in two halves (accounts.services.account_request_create)."""
+
     username = forms.CharField(label=_("用户名"), max_length=30, validators=[USERNAME_VALIDATOR])
     display_name = forms.CharField(label=_("姓名"), max_length=50)
     organisation = OrganisationChoiceField(label=_("机构"), queryset=Organisation.objects.none())
     role = forms.ChoiceField(label=_("角色"), choices=Role.choices)
-    field_order = ["username", "display_name", "organisation", "role", "password1", "password2"]
 
     def __init__(self, *args, organisations, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["organisation"].queryset = organisations
-        self.fields["password1"].label = _("临时密码")
-        self.fields["password1"].help_text = (
-            _("用户首次登录后必须修改。") + " " + str(self.fields["password1"].help_text)
-        )
 
 
 class StaffChangeForm(forms.Form):
@@ -76,14 +74,6 @@ class StaffChangeForm(forms.Form):
     def __init__(self, *args, organisations, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["organisation"].queryset = organisations
-
-
-class PasswordResetForm(NewPasswordMixin):
-    """The system admin sets a temporary password."""
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.fields["password1"].label = _("临时密码")
 
 
 class PasswordChangeForm(NewPasswordMixin):
@@ -165,3 +155,12 @@ class BreakGlassForm(forms.Form):
 
 class ReviewForm(forms.Form):
     note = forms.CharField(label=_("审核意见"), max_length=200, required=False)
+
+
+class AccountRequestRejectForm(forms.Form):
+    reason = forms.CharField(
+        label=_("驳回理由"),
+        max_length=200,
+        widget=forms.Textarea(attrs={"rows": 3}),
+        help_text=_("申请人会看到这条理由。"),
+    )

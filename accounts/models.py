@@ -12,6 +12,7 @@ from django.utils.translation import gettext_lazy as _
 from simple_history.models import HistoricalRecords
 
 from accounts import rules
+from core.fields import EncryptedCharField
 
 
 class RegionLevel(models.TextChoices):
@@ -297,6 +298,100 @@ class ApiKey(models.Model):
     @property
     def is_revoked(self) -> bool:
         return self.revoked_at is not None
+
+
+class AccountRequestKind(models.TextChoices):
+    CREATE = "create", _("新建账号")
+    CHANGE = "change", _("调整机构或角色")
+    PASSWORD_RESET = "password_reset", _("重置密码")
+
+
+class AccountRequestStatus(models.TextChoices):
+    PENDING = "pending", _("待授权")
+    APPROVED = "approved", _("已授权")
+    REJECTED = "rejected", _("已驳回")
+
+
+class AccountRequest(models.Model):
+    """An account change asked for by the system admin that takes effect
+    only when a security admin authorises it (two-person rule, SECURITY.md
+    G4; accounts.services.account_request_*).
+
+    A new account does not exist before approval (``user`` is set then). A
+    password reset or a new account gets a generated initial password in two
+    halves: the first is shown once to the requesting system admin, the
+    second once to the authorising security admin, so neither alone knows
+    it. ``secret`` holds the first half, encrypted, until the decision and
+    is emptied then.
+    """
+
+    kind = models.CharField(_("类型"), max_length=16, choices=AccountRequestKind.choices)
+    status = models.CharField(
+        _("状态"),
+        max_length=16,
+        choices=AccountRequestStatus.choices,
+        default=AccountRequestStatus.PENDING,
+    )
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("账号"),
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="account_requests",
+    )
+    username = models.CharField(_("用户名"), max_length=150)
+    display_name = models.CharField(_("姓名"), max_length=50, blank=True)
+    phone = models.CharField(_("电话"), max_length=32, blank=True)
+    organisation = models.ForeignKey(
+        Organisation, verbose_name=_("机构"), on_delete=models.PROTECT, related_name="+"
+    )
+    role = models.CharField(_("角色"), max_length=32, blank=True)
+    secret = EncryptedCharField(blank=True, default="", max_plain_length=32)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("申请人"),
+        null=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    requested_at = models.DateTimeField(_("申请时间"), default=timezone.now)
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("授权人"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    decided_at = models.DateTimeField(_("处理时间"), null=True, blank=True)
+    reason = models.CharField(_("驳回理由"), max_length=200, blank=True)
+
+    class Meta:
+        verbose_name = _("账号变更申请")
+        verbose_name_plural = _("账号变更申请")
+        ordering = ["-requested_at", "-id"]
+        constraints = [
+            # one open request per account, and per new username
+            models.UniqueConstraint(
+                fields=["user"],
+                condition=models.Q(status="pending"),
+                name="accountrequest_one_pending_per_user",
+            ),
+            models.UniqueConstraint(
+                fields=["username"],
+                condition=models.Q(status="pending", kind="create"),
+                name="accountrequest_one_pending_per_username",
+            ),
+        ]
+        indexes = [models.Index(fields=["status", "-requested_at"], name="accountrequest_status")]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} {self.username}"
+
+    @property
+    def is_pending(self) -> bool:
+        return self.status == AccountRequestStatus.PENDING
 
 
 class BreakGlassGrant(models.Model):

@@ -7,7 +7,7 @@ import uuid
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
-from django.db.models import CharField, Count, Exists, OuterRef, Q, QuerySet, Subquery
+from django.db.models import Case, CharField, Count, Exists, OuterRef, Q, QuerySet, Subquery, When
 from django.db.models.functions import Cast
 from django.http import Http404
 from django.utils import timezone
@@ -15,6 +15,8 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from accounts.lockout import locked_failures
 from accounts.models import (
+    AccountRequest,
+    AccountRequestStatus,
     ApiKey,
     ApiKeyStatus,
     BreakGlassGrant,
@@ -201,6 +203,31 @@ def apikey_get_to_collect(user, pk) -> ApiKey:
 
 def apikey_get_for(user, pk) -> ApiKey:
     obj = apikey_list_for(user).filter(pk=pk).first() if str(pk).isdigit() else None
+    if obj is None:
+        raise Http404
+    return obj
+
+
+# --- account requests (two-person rule) ---------------------------------------------
+
+
+def account_request_list_for(user, *, pending_only: bool = False) -> QuerySet[AccountRequest]:
+    """Requests about accounts of organisations in the admin's region:
+    pending first, then the latest decided."""
+    qs = AccountRequest.objects.filter(
+        _in_region_q(admin_region(user), "organisation__region__path")
+    )
+    if pending_only:
+        qs = qs.filter(status=AccountRequestStatus.PENDING)
+    return qs.select_related("organisation__region", "requested_by", "decided_by").order_by(
+        Case(When(status=AccountRequestStatus.PENDING, then=0), default=1),
+        "-requested_at",
+        "-id",
+    )
+
+
+def account_request_get_for(user, pk) -> AccountRequest:
+    obj = account_request_list_for(user).filter(pk=pk).first() if str(pk).isdigit() else None
     if obj is None:
         raise Http404
     return obj

@@ -9,7 +9,15 @@ Capabilities are checked here, not only in views (三员, SECURITY.md G4):
 the system admin manages accounts, the security admin manages lockouts and
 second factors and requests partner keys (which the system admin approves
 and the key's custodian, never a 三员, collects), the audit admin reviews.
-``by=None`` is the system itself (seed_demo, factories).
+``by=None`` is the system itself (seed_demo, create_admin, factories).
+
+Two-person rule: what could let the system admin sign in as somebody else
+or widen an account's reach — creating an account, changing its role or
+organisation, resetting its password — is only *requested* by the system
+admin (``account_request_*``) and takes effect when a security admin
+authorises it. The initial password of a new account or a reset is
+generated in two halves, one shown to each of the two, so neither alone can
+sign in with it; the person must choose their own at the first sign-in.
 """
 
 from __future__ import annotations
@@ -31,6 +39,9 @@ from rest_framework.authtoken.models import Token
 
 from accounts.authentication import hash_key
 from accounts.models import (
+    AccountRequest,
+    AccountRequestKind,
+    AccountRequestStatus,
     ApiKey,
     ApiKeyStatus,
     BreakGlassGrant,
@@ -60,6 +71,12 @@ ERR_API_STATUS = _("该接口密钥当前的状态不能进行此操作。")
 ERR_BREAKGLASS_ROLE = _("只有卫生健康人员可以申请紧急访问。")
 ERR_BREAKGLASS_NOT_FOUND = _("本县（区）患者登记中未找到该证件号码。")
 ERR_REASON_SHORT = _("请写明理由（至少10个字）。")
+ERR_NEEDS_AUTHORISATION = _("此项变更须提交申请，经安全管理员授权后生效。")
+ERR_REQUEST_PENDING = _("该账号已有一项待授权的申请，请等待安全管理员处理。")
+ERR_REQUEST_STATUS = _("该申请已处理，不能再次处理。")
+ERR_REQUEST_OWN = _("不能处理自己提交的申请，须由另一名安全管理员授权。")
+ERR_REJECT_REASON = _("请写明驳回理由。")
+ERR_SERVICE_ACCOUNT = _("接口密钥的服务账号没有密码，不能重置。")
 
 REASON_MIN_LENGTH = 10
 EXPORT_PERMISSION = ("accounts", "export_data")
@@ -105,6 +122,14 @@ def _require_role(by, *roles: str) -> None:
         return
     if role_of(by) not in roles:
         raise DomainError(ERR_NOT_ALLOWED)
+
+
+def _require_system(by, *roles: str) -> None:
+    """Done directly only by the system itself (``by=None``); a person of
+    ``roles`` asks for it through an ``account_request_*`` instead."""
+    _require_role(by, *roles)
+    if by is not None:
+        raise DomainError(ERR_NEEDS_AUTHORISATION)
 
 
 def _require_not_self(by, user) -> None:
@@ -155,13 +180,40 @@ def staff_create(
     validate: bool = True,
     must_change_password: bool = False,
 ):
-    """Create an active account in one organisation with one role.
+    """Create an active account in one organisation with one role: the
+    system itself (seed_demo, create_admin, service accounts of API keys).
+    The system admin asks for a new account with ``account_request_create``.
 
     ``password=None`` gives an account that cannot sign in with a password
     (the service account of an API key). Raises DomainError or
     ValidationError (password rules).
     """
-    _require_role(by, Role.ADMIN)
+    _require_system(by, Role.ADMIN)
+    return _create_account(
+        username=username,
+        password=password,
+        organisation=organisation,
+        role=role,
+        display_name=display_name,
+        phone=phone,
+        validate=validate,
+        must_change_password=must_change_password,
+    )
+
+
+def _create_account(
+    *,
+    username: str,
+    password: str | None,
+    organisation: Organisation,
+    role: str,
+    display_name: str = "",
+    phone: str = "",
+    validate: bool = True,
+    must_change_password: bool = False,
+    by=None,
+    authorised: AccountRequest | None = None,
+):
     User = get_user_model()
     if User.objects.filter(username=username).exists():
         raise DomainError(ERR_USERNAME_TAKEN, field="username")
@@ -188,7 +240,9 @@ def staff_create(
         must_change_password=must_change_password,
     )
     profile.full_clean(exclude=["user"])
-    history_stamp(profile, user=by, reason="staff.created")
+    history_stamp(
+        profile, user=authorised.requested_by if authorised else by, reason="staff.created"
+    )
     profile.save()
     _set_groups(user, organisation=organisation, role=role)
     audit_record(
@@ -196,15 +250,27 @@ def staff_create(
         action="admin.staff_create",
         object_type="user",
         object_id=user.pk,
-        detail={"role": role, "organisation": organisation.pk},
+        detail={"role": role, "organisation": organisation.pk, **_authorised_detail(authorised)},
     )
     return user
 
 
+def _authorised_detail(authorised: AccountRequest | None) -> dict:
+    """What an audit row of an authorised change says about its request."""
+    if authorised is None:
+        return {}
+    return {"request": authorised.pk, "requested_by": authorised.requested_by_id}
+
+
 @transaction.atomic
 def staff_change(*, user, organisation: Organisation, role: str, by):
-    """Change a staff member's role and/or organisation; their sessions end."""
-    _require_role(by, Role.ADMIN)
+    """Change a staff member's role and/or organisation; their sessions end.
+    The system itself; the system admin asks with ``account_request_change``."""
+    _require_system(by, Role.ADMIN)
+    return _change_account(user=user, organisation=organisation, role=role)
+
+
+def _change_account(*, user, organisation: Organisation, role: str, by=None, authorised=None):
     _require_not_self(by, user)
     _check_role_fits(role, organisation)
     _require_in_scope(by, organisation)
@@ -212,7 +278,9 @@ def staff_change(*, user, organisation: Organisation, role: str, by):
     previous = {"role": role_of(user), "organisation": profile.organisation_id}
     profile.organisation = organisation
     _end_sessions(profile)
-    history_stamp(profile, user=by, reason="staff.changed")
+    history_stamp(
+        profile, user=authorised.requested_by if authorised else by, reason="staff.changed"
+    )
     profile.save(update_fields=["organisation", "session_epoch"])
     _set_groups(user, organisation=organisation, role=role)
     if user.is_staff != (role == Role.ADMIN):
@@ -223,7 +291,12 @@ def staff_change(*, user, organisation: Organisation, role: str, by):
         action="admin.staff_change",
         object_type="user",
         object_id=user.pk,
-        detail={"role": role, "organisation": organisation.pk, "previous": previous},
+        detail={
+            "role": role,
+            "organisation": organisation.pk,
+            "previous": previous,
+            **_authorised_detail(authorised),
+        },
     )
     return user
 
@@ -236,6 +309,7 @@ def staff_role_add(*, user, role: str, by):
     _require_role(by, Role.ADMIN)
     if role_of(user) is not None or user.groups.filter(name__in=list(ROLE_INFO)).exists():
         raise DomainError(ERR_ONE_ROLE, field="role")
+    _require_system(by, Role.ADMIN)
     profile = _profile_for_update(user)
     return staff_change(user=user, organisation=profile.organisation, role=role, by=by)
 
@@ -272,16 +346,24 @@ def staff_reactivate(*, user, by):
 def staff_set_password(*, user, password: str, by, validate: bool = True, temporary: bool = False):
     """Set a new password; the user's other sessions end.
 
-    Changed by the user themselves, or reset by the system admin with
+    Changed by the user themselves, or set by the system with
     ``temporary=True``: then the user must choose their own at the next
-    login. Raises ValidationError when the password breaks the rules
-    (length, classes, common list, the last five).
+    login (the system admin asks with ``account_request_password_reset``).
+    Raises ValidationError when the password breaks the rules (length,
+    classes, common list, the last five).
     """
     own = by is not None and by.pk == user.pk
     if not own:
-        _require_role(by, Role.ADMIN)
+        _require_system(by, Role.ADMIN)
     elif temporary:
         raise DomainError(ERR_SELF)
+    return _set_password(
+        user=user, password=password, by=by, validate=validate, temporary=temporary
+    )
+
+
+def _set_password(*, user, password: str, by, validate=True, temporary=False, authorised=None):
+    own = by is not None and by.pk == user.pk
     if validate:
         validate_password(password, user)
     user.set_password(password)
@@ -293,7 +375,9 @@ def staff_set_password(*, user, password: str, by, validate: bool = True, tempor
         profile.must_change_password = temporary
         _end_sessions(profile)
         history_stamp(
-            profile, user=by, reason="staff.password_changed" if own else "staff.password_reset"
+            profile,
+            user=authorised.requested_by if authorised else by,
+            reason="staff.password_changed" if own else "staff.password_reset",
         )
         profile.save(update_fields=["password_changed_at", "must_change_password", "session_epoch"])
     audit_record(
@@ -301,6 +385,7 @@ def staff_set_password(*, user, password: str, by, validate: bool = True, tempor
         action="auth.password_change" if own else "admin.password_reset",
         object_type="user",
         object_id=user.pk,
+        detail=_authorised_detail(authorised) or None,
     )
     return user
 
@@ -325,6 +410,207 @@ def staff_set_export(*, user, allowed: bool, by):
         object_id=user.pk,
     )
     return user
+
+
+# --- two-person rule: the system admin asks, a security admin authorises -----------
+
+# Letters and digits that cannot be misread when a half is read out or copied
+# by hand (no 0/O, 1/l/I).
+_HALF_ALPHABETS = ("ABCDEFGHJKLMNPQRSTUVWXYZ", "abcdefghijkmnopqrstuvwxyz", "23456789")
+HALF_LENGTH = 8
+
+
+def password_half() -> str:
+    """One half of an initial password: upper and lower case letters and
+    digits, so that two halves make a 16-character password of three classes."""
+    chars = [secrets.choice(alphabet) for alphabet in _HALF_ALPHABETS]
+    pool = "".join(_HALF_ALPHABETS)
+    chars += [secrets.choice(pool) for _i in range(HALF_LENGTH - len(chars))]
+    secrets.SystemRandom().shuffle(chars)
+    return "".join(chars)
+
+
+def _check_no_pending(*, user=None, username: str = "") -> None:
+    pending = AccountRequest.objects.filter(status=AccountRequestStatus.PENDING)
+    if user is not None and pending.filter(user=user).exists():
+        raise DomainError(ERR_REQUEST_PENDING)
+    if username and pending.filter(kind=AccountRequestKind.CREATE, username=username).exists():
+        raise DomainError(ERR_USERNAME_TAKEN, field="username")
+
+
+def _audit_request(req: AccountRequest, action: str, by) -> None:
+    detail = {"kind": req.kind, "username": req.username}
+    if req.kind != AccountRequestKind.PASSWORD_RESET:
+        detail.update(role=req.role, organisation=req.organisation_id)
+    if req.user_id:
+        detail["user"] = req.user_id
+    audit_record(
+        actor=by, action=action, object_type="account_request", object_id=req.pk, detail=detail
+    )
+
+
+@transaction.atomic
+def account_request_create(
+    *, username: str, organisation: Organisation, role: str, display_name: str = "", phone="", by
+) -> tuple[AccountRequest, str]:
+    """The system admin asks for a new account. Nothing exists until a
+    security admin authorises it. Returns the request and the first half of
+    the initial password, to be shown to the system admin once and handed to
+    the person. Raises DomainError."""
+    _require_role(by, Role.ADMIN)
+    if by is None:
+        raise DomainError(ERR_NOT_ALLOWED)
+    username = username.strip()
+    if get_user_model().objects.filter(username=username).exists():
+        raise DomainError(ERR_USERNAME_TAKEN, field="username")
+    _check_no_pending(username=username)
+    _check_role_fits(role, organisation)
+    _require_in_scope(by, organisation)
+    half = password_half()
+    req = AccountRequest.objects.create(
+        kind=AccountRequestKind.CREATE,
+        username=username,
+        display_name=display_name,
+        phone=phone,
+        organisation=organisation,
+        role=role,
+        secret=half,
+        requested_by=by,
+    )
+    _audit_request(req, "admin.account_request", by)
+    return req, half
+
+
+@transaction.atomic
+def account_request_change(*, user, organisation: Organisation, role: str, by) -> AccountRequest:
+    """The system admin asks to move an account to another organisation
+    and/or role; it changes when a security admin authorises it."""
+    _require_role(by, Role.ADMIN)
+    if by is None:
+        raise DomainError(ERR_NOT_ALLOWED)
+    _require_not_self(by, user)
+    if ApiKey.objects.filter(user_id=user.pk).exists():  # a key's role is the key's
+        raise DomainError(ERR_NOT_ALLOWED)
+    _check_role_fits(role, organisation)
+    _require_in_scope(by, organisation)
+    _require_in_scope(by, user.staff.organisation)
+    _check_no_pending(user=user)
+    req = AccountRequest.objects.create(
+        kind=AccountRequestKind.CHANGE,
+        user=user,
+        username=user.get_username(),
+        organisation=organisation,
+        role=role,
+        requested_by=by,
+    )
+    _audit_request(req, "admin.account_request", by)
+    return req
+
+
+@transaction.atomic
+def account_request_password_reset(*, user, by) -> tuple[AccountRequest, str]:
+    """The system admin asks for a new password for an account (forgotten
+    password). Returns the request and the first half of the new password,
+    shown to the system admin once."""
+    _require_role(by, Role.ADMIN)
+    if by is None:
+        raise DomainError(ERR_NOT_ALLOWED)
+    _require_not_self(by, user)
+    _require_in_scope(by, user.staff.organisation)
+    if not user.has_usable_password() or ApiKey.objects.filter(user_id=user.pk).exists():
+        raise DomainError(ERR_SERVICE_ACCOUNT)
+    _check_no_pending(user=user)
+    half = password_half()
+    req = AccountRequest.objects.create(
+        kind=AccountRequestKind.PASSWORD_RESET,
+        user=user,
+        username=user.get_username(),
+        organisation=user.staff.organisation,
+        secret=half,
+        requested_by=by,
+    )
+    _audit_request(req, "admin.account_request", by)
+    return req, half
+
+
+def _request_for_decision(req: AccountRequest, by) -> AccountRequest:
+    """The request locked, pending, inside the security admin's region, not
+    their own and not about their own account."""
+    _require_role(by, Role.SECURITY_ADMIN)
+    if by is None:
+        raise DomainError(ERR_NOT_ALLOWED)
+    req = (
+        AccountRequest.objects.select_for_update(of=("self",))
+        .select_related("organisation__region", "user__staff__organisation__region")
+        .get(pk=req.pk)
+    )
+    if req.status != AccountRequestStatus.PENDING:
+        raise DomainError(ERR_REQUEST_STATUS)
+    if req.requested_by_id == by.pk:
+        raise DomainError(ERR_REQUEST_OWN)
+    _require_in_scope(by, req.organisation)
+    if req.user_id is not None:
+        _require_not_self(by, req.user)
+        _require_in_scope(by, req.user.staff.organisation)
+    return req
+
+
+@transaction.atomic
+def account_request_approve(*, req: AccountRequest, by) -> tuple[AccountRequest, str]:
+    """A security admin authorises a request; it takes effect now. For a new
+    account or a reset, returns the second half of the initial password, to
+    be shown to the security admin once (else ""): the password is the
+    system admin's half followed by this one, and must be changed at the
+    first sign-in. Raises DomainError (or ValidationError, password rules)."""
+    req = _request_for_decision(req, by)
+    half = ""
+    if req.kind == AccountRequestKind.CREATE:
+        half = password_half()
+        req.user = _create_account(
+            username=req.username,
+            password=req.secret + half,
+            organisation=req.organisation,
+            role=req.role,
+            display_name=req.display_name,
+            phone=req.phone,
+            must_change_password=True,
+            by=by,
+            authorised=req,
+        )
+    elif req.kind == AccountRequestKind.CHANGE:
+        _change_account(
+            user=req.user, organisation=req.organisation, role=req.role, by=by, authorised=req
+        )
+    else:
+        half = password_half()
+        _set_password(
+            user=req.user, password=req.secret + half, by=by, temporary=True, authorised=req
+        )
+    req.status = AccountRequestStatus.APPROVED
+    req.secret = ""
+    req.decided_by = by
+    req.decided_at = timezone.now()
+    req.save(update_fields=["status", "secret", "user", "decided_by", "decided_at"])
+    _audit_request(req, "security.account_request_approve", by)
+    return req, half
+
+
+@transaction.atomic
+def account_request_reject(*, req: AccountRequest, by, reason: str) -> AccountRequest:
+    """A security admin turns a request down, with a reason; nothing changes
+    (a requested account is never made) and the first half is discarded."""
+    reason = (reason or "").strip()
+    req = _request_for_decision(req, by)
+    if not reason:
+        raise DomainError(ERR_REJECT_REASON, field="reason")
+    req.status = AccountRequestStatus.REJECTED
+    req.secret = ""
+    req.reason = reason[:200]
+    req.decided_by = by
+    req.decided_at = timezone.now()
+    req.save(update_fields=["status", "secret", "reason", "decided_by", "decided_at"])
+    _audit_request(req, "security.account_request_reject", by)
+    return req
 
 
 # --- security admin -------------------------------------------------------------

@@ -20,6 +20,13 @@ urlpatterns = [
     path("staff/<int:pk>/reactivate/", views.staff_reactivate, name="staff-reactivate"),
     path("staff/<int:pk>/export/", views.staff_export, name="staff-export"),
     path("staff/<int:pk>/mfa-reset/", views.staff_mfa_reset, name="staff-mfa-reset"),
+    path("requests/", views.account_request_list, name="account-request-list"),
+    path(
+        "requests/<int:pk>/approve/",
+        views.account_request_approve,
+        name="account-request-approve",
+    ),
+    path("requests/<int:pk>/reject/", views.account_request_reject, name="account-request-reject"),
     path("lockouts/", views.lockout_list, name="lockout-list"),
     path("lockouts/unlock/", views.lockout_release, name="lockout-release"),
     path("api-keys/", views.apikey_list, name="apikey-list"),

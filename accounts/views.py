@@ -23,17 +23,17 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 from accounts import mfa, selectors, services
 from accounts.forms import (
     ERR_MFA_CODE,
+    AccountRequestRejectForm,
     ApiKeyRequestForm,
     BreakGlassForm,
     OtpCodeForm,
     PasswordChangeForm,
-    PasswordResetForm,
     StaffChangeForm,
     StaffCreateForm,
     StaffFilterForm,
 )
 from accounts.middleware import refresh_epoch
-from accounts.models import StaffProfile
+from accounts.models import AccountRequest, AccountRequestKind, StaffProfile
 from accounts.permissions import role_required
 from accounts.roles import Role, home_url_for, role_of
 from audit.models import AuditEvent
@@ -47,7 +47,9 @@ PAGE_SIZE = 50
 
 MSG_SAVED = _("已保存。")
 MSG_PASSWORD_CHANGED = _("密码已修改。")
-MSG_PASSWORD_RESET = _("已设置临时密码，该用户下次登录时须修改密码。")
+MSG_CHANGE_REQUESTED = _("已提交申请，经安全管理员授权后生效。")
+MSG_REQUEST_APPROVED = _("已授权，变更已生效。")
+MSG_REQUEST_REJECTED = _("已驳回该申请。")
 MSG_DEACTIVATED = _("账号已停用，其登录会话已失效。")
 MSG_REACTIVATED = _("账号已启用。")
 MSG_MFA_RESET = _("已清除该用户的动态验证码设备，其下次登录时须重新绑定。")
@@ -296,7 +298,9 @@ def _staff_detail_context(request, target, **forms):
             organisations=organisations,
             initial={"organisation": target.staff.organisation_id, "role": target.role},
         ),
-        "password_form": forms.get("password_form") or PasswordResetForm(),
+        "pending_request": target.account_requests.filter(status="pending")
+        .select_related("organisation", "requested_by")
+        .first(),
     }
     return context
 
@@ -307,28 +311,36 @@ def staff_detail(request, pk):
     return render(request, "accounts/staff_detail.html", _staff_detail_context(request, target))
 
 
+def _half_page(request, req: AccountRequest, half: str, *, approver: bool):
+    """The half of an initial password this person hands over, shown once."""
+    return render(
+        request,
+        "accounts/account_request_half.html",
+        {"req": req, "half": half, "approver": approver},
+    )
+
+
 @role_required(ADMIN)
 def staff_create(request):
+    """The system admin asks for a new account; a security admin authorises
+    it (two-person rule, SECURITY.md G4)."""
     form = StaffCreateForm(
         request.POST or None, organisations=selectors.organisations_managed_by(request.user)
     )
     if form.is_bound and form.is_valid():
         data = form.cleaned_data
         try:
-            user = services.staff_create(
+            req, half = services.account_request_create(
                 username=data["username"],
-                password=data["password1"],
                 organisation=data["organisation"],
                 role=data["role"],
                 display_name=data["display_name"],
                 by=request.user,
-                must_change_password=True,
             )
-        except (DomainError, ValidationError) as exc:
+        except DomainError as exc:
             _add_errors(form, exc)
         else:
-            messages.success(request, MSG_SAVED)
-            return redirect("accounts:staff-detail", pk=user.pk)
+            return _half_page(request, req, half, approver=False)
     return render(request, "accounts/staff_create.html", {"form": form})
 
 
@@ -341,7 +353,7 @@ def staff_change(request, pk):
     )
     if form.is_valid():
         try:
-            services.staff_change(
+            services.account_request_change(
                 user=target,
                 organisation=form.cleaned_data["organisation"],
                 role=form.cleaned_data["role"],
@@ -353,35 +365,37 @@ def staff_change(request, pk):
                 return redirect("accounts:staff-detail", pk=target.pk)
             _add_errors(form, exc)
         else:
-            messages.success(request, MSG_SAVED)
+            messages.success(request, MSG_CHANGE_REQUESTED)
             return redirect("accounts:staff-detail", pk=target.pk)
     context = _staff_detail_context(request, target, change_form=form)
     return render(request, "accounts/staff_detail.html", context, status=400)
 
 
-@require_POST
 @role_required(ADMIN)
 def staff_password_reset(request, pk):
+    """GET asks; POST requests a new password: the system admin gets its
+    first half now, the security admin the second when authorising."""
     target = selectors.staff_get_for(request.user, pk)
-    form = PasswordResetForm(request.POST)
-    if form.is_valid():
-        try:
-            services.staff_set_password(
-                user=target,
-                password=form.cleaned_data["password1"],
-                by=request.user,
-                temporary=True,
+    detail = reverse("accounts:staff-detail", args=[target.pk])
+    if request.method != "POST":
+        return _confirm(
+            request,
+            title=_("申请重置密码"),
+            text=_(
+                "将为账号 %(name)s 申请新的初始密码：您会看到前半段，安全管理员授权时看到后半段，"
+                "两段交给本人后，本人登录时须立即修改。确认申请吗？"
             )
-        except DomainError as exc:
-            messages.error(request, exc.message)
-            return redirect("accounts:staff-detail", pk=target.pk)
-        except ValidationError as exc:
-            _add_errors(form, exc)
-        else:
-            messages.success(request, MSG_PASSWORD_RESET)
-            return redirect("accounts:staff-detail", pk=target.pk)
-    context = _staff_detail_context(request, target, password_form=form)
-    return render(request, "accounts/staff_detail.html", context, status=400)
+            % {"name": target.username},
+            button=_("确认申请"),
+            cancel_url=detail,
+            danger=False,
+        )
+    try:
+        req, half = services.account_request_password_reset(user=target, by=request.user)
+    except DomainError as exc:
+        messages.error(request, exc.message)
+        return redirect(detail)
+    return _half_page(request, req, half, approver=False)
 
 
 def _confirm(request, *, title, text, button, cancel_url, danger=True, status=200):
@@ -476,6 +490,100 @@ def staff_mfa_reset(request, pk):
         lambda: services.staff_reset_mfa(user=target, by=request.user),
         success=MSG_MFA_RESET,
         redirect_to=detail,
+    )
+
+
+# --- two-person rule: account requests ----------------------------------------------
+
+
+@role_required(ADMIN, SECURITY)
+def account_request_list(request):
+    """The queue: the security admin authorises or rejects the system
+    admin's requests; the system admin follows their status."""
+    page = Paginator(selectors.account_request_list_for(request.user), PAGE_SIZE).get_page(
+        request.GET.get("page")
+    )
+    role = role_of(request.user)
+    rows = [(r, Role(r.role).label if r.role else "") for r in page.object_list]
+    return render(
+        request,
+        "accounts/account_request_list.html",
+        {
+            "page": page,
+            "rows": rows,
+            "query": "",
+            "is_security_admin": role == SECURITY,
+            "can_approve": role == ADMIN,
+        },
+    )
+
+
+def _request_summary(req: AccountRequest) -> str:
+    if req.kind == AccountRequestKind.PASSWORD_RESET:
+        return _("为账号 %(username)s 重置密码") % {"username": req.username}
+    values = {
+        "username": req.username,
+        "organisation": req.organisation.name,
+        "role": Role(req.role).label,
+    }
+    if req.kind == AccountRequestKind.CREATE:
+        return _("新建账号 %(username)s（%(organisation)s · %(role)s）") % values
+    return _("将账号 %(username)s 调整为 %(organisation)s · %(role)s") % values
+
+
+@role_required(SECURITY)
+def account_request_approve(request, pk):
+    """GET asks; POST authorises. A new account or a reset shows the
+    second half of the initial password, once."""
+    req = selectors.account_request_get_for(request.user, pk)
+    back = reverse("accounts:account-request-list")
+    if request.method != "POST":
+        return _confirm(
+            request,
+            title=_("授权申请"),
+            text=_("%(summary)s，申请人 %(requester)s。授权后立即生效。确认授权吗？")
+            % {
+                "summary": _request_summary(req),
+                "requester": req.requested_by.get_username() if req.requested_by else "—",
+            },
+            button=_("确认授权"),
+            cancel_url=back,
+            danger=False,
+        )
+    try:
+        req, half = services.account_request_approve(req=req, by=request.user)
+    except (DomainError, ValidationError) as exc:
+        messages.error(request, exc.message if isinstance(exc, DomainError) else exc.messages[0])
+        return redirect(back)
+    if half:
+        return _half_page(request, req, half, approver=True)
+    messages.success(request, MSG_REQUEST_APPROVED)
+    return redirect(back)
+
+
+@role_required(SECURITY)
+def account_request_reject(request, pk):
+    """GET shows the form; POST rejects with a reason."""
+    req = selectors.account_request_get_for(request.user, pk)
+    back = reverse("accounts:account-request-list")
+    form = AccountRequestRejectForm(request.POST or None)
+    if form.is_bound and form.is_valid():
+        try:
+            services.account_request_reject(
+                req=req, by=request.user, reason=form.cleaned_data["reason"]
+            )
+        except DomainError as exc:
+            if exc.field not in form.fields:
+                messages.error(request, exc.message)
+                return redirect(back)
+            _add_errors(form, exc)
+        else:
+            messages.success(request, MSG_REQUEST_REJECTED)
+            return redirect(back)
+    return render(
+        request,
+        "accounts/account_request_reject.html",
+        {"form": form, "req": req, "summary": _request_summary(req), "cancel_url": back},
     )
 
 

@@ -50,21 +50,19 @@ rm -rf "$OUT" && mkdir -p "$OUT"
 echo "fuzz: migrating and seeding $PATIENTS patients"
 $VENV/python manage.py migrate --no-input -v 0
 $VENV/python manage.py seed_demo --patients "$PATIENTS" --townships 2 --password "$PASSWORD" >"$OUT/seed.log"
-# The 三员 accounts always need a second factor, also for a token: create the
-# other two through the admin's own service and enrol a TOTP device for each
-# (what each would do on first sign-in); otp_code below reads the device.
-PASSWORD="$PASSWORD" $VENV/python manage.py shell -v 0 -c '
-import os
+# The other two 三员 are made like the first one, at the console with
+# create_admin (the two-person rule keeps the system admin from making them
+# alone, SECURITY.md G4). The 三员 always need a second factor, also for a
+# token: enrol a TOTP device for each (what each would do on first sign-in);
+# otp_code below reads the device.
+for pair in secadmin:security_admin auditadmin:audit_admin; do
+  ADMIN_PASSWORD="$PASSWORD" $VENV/python manage.py create_admin --no-input -v 0 \
+    --username "${pair%%:*}" --role "${pair#*:}" --organisation 县卫健局 --region 990102 >/dev/null
+done
+$VENV/python manage.py shell -v 0 -c '
 from django.contrib.auth import get_user_model
 from django_otp.plugins.otp_totp.models import TOTPDevice
-from accounts.roles import Role
-from accounts.services import staff_create
 User = get_user_model()
-admin = User.objects.get(username="admin")
-org = admin.staff.organisation
-for username, role in (("secadmin", Role.SECURITY_ADMIN), ("auditadmin", Role.AUDIT_ADMIN)):
-    staff_create(username=username, password=os.environ["PASSWORD"], organisation=org,
-                 role=role, by=admin)
 for username in ("admin", "secadmin", "auditadmin"):
     TOTPDevice.objects.create(user=User.objects.get(username=username), name="fuzz", confirmed=True)
 '

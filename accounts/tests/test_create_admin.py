@@ -113,3 +113,22 @@ def test_no_input_needs_the_password_in_the_environment(world, monkeypatch):
             stdout=io.StringIO(),
         )
     assert "ADMIN_PASSWORD" in str(exc.value)
+
+
+@pytest.mark.parametrize("role", [Role.SECURITY_ADMIN, Role.AUDIT_ADMIN])
+def test_the_other_two_of_the_三员_are_made_at_the_console_and_active(world, monkeypatch, role):
+    """The system admin cannot make a security admin alone (two-person rule):
+    the first security and audit admins of a county come from create_admin."""
+    out = create_admin(
+        monkeypatch,
+        "--username",
+        "first_" + role,
+        "--organisation",
+        "A卫健局",
+        "--role",
+        role,
+    )
+    assert "first_" + role in out and str(Role(role).label) in out
+    user = get_user_model().objects.get(username="first_" + role)
+    assert role_of(user) == role and user.is_active and not user.is_staff
+    assert user.check_password(PASSWORD)

@@ -8,12 +8,15 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.db import transaction
 from django.db.models import Count, Q
-from django.http import Http404
+from django.http import Http404, HttpRequest
 
 from accounts.roles import ROLE_INFO, Role, role_of
 from accounts.services import (
+    ERR_NEEDS_AUTHORISATION,
     ERR_NOT_ALLOWED,
     ERR_ONE_ROLE,
+    account_request_approve,
+    account_request_create,
     role_group,
     staff_create,
     staff_role_add,
@@ -76,7 +79,11 @@ def test_an_account_without_a_role_can_be_given_one(world):
     user = world.users.civil
     user.groups.clear()
     user.__dict__.pop("_role_cache", None)
-    staff_role_add(user=user, role=Role.CIVIL_AFFAIRS, by=world.users.admin)
+    # the system admin asks for it (account_request_change), never directly
+    with pytest.raises(DomainError) as exc, transaction.atomic():
+        staff_role_add(user=user, role=Role.CIVIL_AFFAIRS, by=world.users.admin)
+    assert exc.value.message == ERR_NEEDS_AUTHORISATION
+    staff_role_add(user=user, role=Role.CIVIL_AFFAIRS, by=None)
     user.__dict__.pop("_role_cache", None)
     assert role_of(user) == Role.CIVIL_AFFAIRS
 
@@ -93,6 +100,14 @@ def test_no_account_holds_two_roles(three):
 def test_each_admin_does_only_their_own_job(three, world):
     sec, audit = three[Role.SECURITY_ADMIN], three[Role.AUDIT_ADMIN]
     for user in (sec, audit):
+        with pytest.raises(DomainError) as exc:
+            account_request_create(
+                username="sneaky",
+                organisation=world.org.hc_a1,
+                role=Role.TOWNSHIP_DOCTOR,
+                by=user,
+            )
+        assert exc.value.message == ERR_NOT_ALLOWED
         with pytest.raises(DomainError) as exc:
             staff_create(
                 username="sneaky",
@@ -186,6 +201,8 @@ def test_no_三员_alone_gets_a_working_api_key(three, world, patients, role):
 def test_no_三员_changes_their_own_role_or_grants(three, world, role):
     from accounts.services import (
         ERR_SELF,
+        account_request_change,
+        account_request_password_reset,
         breakglass_request,
         staff_change,
         staff_reset_mfa,
@@ -198,7 +215,16 @@ def test_no_三员_changes_their_own_role_or_grants(three, world, role):
         org = world.org.ps_a1 if target_role == Role.POLICE else world.org.hc_a1
         assert _refused(
             lambda r=target_role, o=org: staff_change(user=me, organisation=o, role=r, by=me)
+        ) in (ERR_NEEDS_AUTHORISATION, ERR_NOT_ALLOWED)
+        assert _refused(
+            lambda r=target_role, o=org: account_request_change(
+                user=me, organisation=o, role=r, by=me
+            )
         ) in (ERR_SELF, ERR_NOT_ALLOWED)
+    assert _refused(lambda: account_request_password_reset(user=me, by=me)) in (
+        ERR_SELF,
+        ERR_NOT_ALLOWED,
+    )
     assert _refused(lambda: staff_role_add(user=me, role=Role.TOWNSHIP_DOCTOR, by=me)) in (
         ERR_ONE_ROLE,
         ERR_NOT_ALLOWED,
@@ -253,24 +279,43 @@ def test_the_system_admin_edits_no_account_in_django_admin(client, three, world)
     assert client.get("/admin/auth/group/").status_code == 403
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known residual path (docs/security.md → 三员): the system admin creates "
-    "a health account with a temporary password they know and signs in with it; "
-    "the creation is audited and reviewable, but no second person is needed yet",
-)
 def test_the_system_admin_cannot_sign_in_as_a_health_account_they_created(
     client, three, world, patients
 ):
-    admin = three[Role.ADMIN]
-    password = "Temp-Pass-2026!x"
-    doctor = staff_create(
+    """Two-person rule (docs/security.md → 三员): the system admin only asks
+    for the account; it exists once a security admin authorises it, and its
+    initial password is two halves, one shown to each of them, so neither
+    alone can sign in with it (and the person must change it at once)."""
+    admin, sec = three[Role.ADMIN], three[Role.SECURITY_ADMIN]
+    User = get_user_model()
+    with pytest.raises(DomainError) as exc, transaction.atomic():
+        staff_create(
+            username="new_doctor",
+            password="Temp-Pass-2026!x",
+            organisation=world.org.hc_a1,
+            role=Role.TOWNSHIP_DOCTOR,
+            by=admin,
+            must_change_password=True,
+        )
+    assert exc.value.message == ERR_NEEDS_AUTHORISATION
+    req, admin_half = account_request_create(
         username="new_doctor",
-        password=password,
         organisation=world.org.hc_a1,
         role=Role.TOWNSHIP_DOCTOR,
         by=admin,
-        must_change_password=True,
     )
-    assert client.login(username=doctor.username, password=password)  # what the admin can do
-    assert not patient_list_visible_to(user=doctor).exists()
+    # pending: there is no account to sign in to, with any password
+    assert not User.objects.filter(username="new_doctor").exists()
+    assert not client.login(request=HttpRequest(), username="new_doctor", password=admin_half)
+    _req, sec_half = account_request_approve(req=req, by=sec)
+    doctor = User.objects.get(username="new_doctor")
+    assert doctor.is_active and patient_list_visible_to(user=doctor).exists()
+    # what the system admin knows, alone or with a guess at the rest, opens nothing
+    for attempt in (admin_half + admin_half, "Temp-Pass-2026!x", sec_half):
+        assert not doctor.check_password(attempt)
+    assert not client.login(request=HttpRequest(), username="new_doctor", password=admin_half)
+    # the person, given both halves, signs in and must choose a password first
+    assert client.login(
+        request=HttpRequest(), username="new_doctor", password=admin_half + sec_half
+    )
+    assert doctor.staff.must_change_password

@@ -88,9 +88,10 @@ def test_busy_session_still_ends_12_hours_after_login(world):
 def test_password_reset_by_admin_ends_the_session(world):
     user = world.users.doctor_a
     client = af.login(Client(), user)
-    services.staff_set_password(
-        user=user, password="Reset-By-Admin-1", by=world.users.admin, temporary=True
-    )
+    sec = af.staff("sec_a", Role.SECURITY_ADMIN, world.org.bureau_a)
+    req, _half = services.account_request_password_reset(user=user, by=world.users.admin)
+    assert not ended(client.get(PAGE))  # requested only
+    services.account_request_approve(req=req, by=sec)
     # (Django's session hash of the password ends it as well as the epoch)
     assert ended(client.get(PAGE))
 
@@ -98,9 +99,12 @@ def test_password_reset_by_admin_ends_the_session(world):
 def test_role_change_ends_the_session(world):
     user = world.users.police_a
     client = af.login(Client(), user)
-    services.staff_change(
+    sec = af.staff("sec_a", Role.SECURITY_ADMIN, world.org.bureau_a)
+    req = services.account_request_change(
         user=user, organisation=world.org.ps_a2, role=Role.POLICE, by=world.users.admin
     )
+    assert not ended(client.get(PAGE))  # requested only
+    services.account_request_approve(req=req, by=sec)
     assert ended(client.get(PAGE))
     assert AuditEvent.objects.filter(
         action="auth.session_expired", detail__reason="revoked", actor=user

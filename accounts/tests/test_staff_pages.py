@@ -7,9 +7,9 @@ from django.contrib.auth import get_user_model
 from django.http import HttpRequest
 from django.urls import reverse
 
-from accounts.models import StaffProfile
+from accounts.models import AccountRequest, StaffProfile
 from accounts.roles import Role, role_of
-from accounts.services import ERR_ROLE_DEPARTMENT, ERR_SELF
+from accounts.services import ERR_ROLE_DEPARTMENT, ERR_SELF, account_request_approve
 from accounts.tests import factories as af
 from audit.models import AuditEvent
 
@@ -18,6 +18,17 @@ pytestmark = [pytest.mark.django_db, pytest.mark.postgres]
 STAFF_URL = reverse("accounts:staff-list")
 CREATE_URL = reverse("accounts:staff-create")
 NEW_PASSWORD = "Neue-Kennung-2026"
+
+
+@pytest.fixture
+def sec(world):
+    return af.staff("sec_a", Role.SECURITY_ADMIN, world.org.bureau_a)
+
+
+def approve_latest(sec) -> str:
+    """The security admin authorises the latest request; the second half."""
+    _req, half = account_request_approve(req=AccountRequest.objects.latest("id"), by=sec)
+    return half
 
 
 def detail_url(user, name="accounts:staff-detail"):
@@ -68,7 +79,7 @@ def test_other_roles_get_403_and_the_denial_is_audited(client, world, persona):
     assert row.object_id == "accounts:staff-create"
 
 
-def test_admin_creates_an_account_recorded_with_who_did_it(client, world):
+def test_admin_creates_an_account_recorded_with_who_did_it(client, world, sec):
     admin = world.users.admin
     af.login(client, admin)
     response = client.post(
@@ -78,26 +89,31 @@ def test_admin_creates_an_account_recorded_with_who_did_it(client, world):
             "display_name": "新医生",
             "organisation": world.org.hc_a2.pk,
             "role": Role.TOWNSHIP_DOCTOR,
-            "password1": NEW_PASSWORD,
-            "password2": NEW_PASSWORD,
         },
     )
-    assert response.status_code == 302
+    # a request: its first password half is shown once, no account exists yet
+    assert response.status_code == 200
+    first_half = response.context["half"]
+    assert first_half in response.content.decode() and len(first_half) == 8
+    assert not get_user_model().objects.filter(username="newdoc").exists()
+    second_half = approve_latest(sec)
     user = get_user_model().objects.get(username="newdoc")
-    assert role_of(user) == Role.TOWNSHIP_DOCTOR
+    assert role_of(user) == Role.TOWNSHIP_DOCTOR and user.is_active
+    assert user.check_password(first_half + second_half)
     assert user.staff.organisation == world.org.hc_a2
     assert user.staff.must_change_password
     history = user.staff.history.latest("history_date")
     assert history.history_user == admin and history.history_change_reason == "staff.created"
     event = AuditEvent.objects.get(action="admin.staff_create", object_id=str(user.pk))
-    assert event.actor == admin and event.detail["role"] == Role.TOWNSHIP_DOCTOR
-    page = client.get(response.url)
+    assert event.actor == sec and event.detail["role"] == Role.TOWNSHIP_DOCTOR
+    assert event.detail["requested_by"] == admin.pk
+    page = client.get(detail_url(user))
     assert "新医生" in page.content.decode() and "admin.staff_create" in page.content.decode()
     # the change log names the change, not its code
     history_rows = page.content.decode().split("变更记录")[1].split("审计记录")[0]
     assert "创建账号" in history_rows and "staff.created" not in history_rows
     client.cookies["django_language"] = "en"
-    english = client.get(response.url).content.decode()
+    english = client.get(detail_url(user)).content.decode()
     assert "Account created" in english
 
 
@@ -110,13 +126,11 @@ def test_create_refuses_a_role_of_another_department(client, world):
             "display_name": "x",
             "organisation": world.org.hc_a1.pk,
             "role": Role.POLICE,
-            "password1": NEW_PASSWORD,
-            "password2": NEW_PASSWORD,
         },
     )
     assert response.status_code == 200
     assert str(ERR_ROLE_DEPARTMENT) in response.context["form"].errors["role"]
-    assert not get_user_model().objects.filter(username="wrongrole").exists()
+    assert not AccountRequest.objects.filter(username="wrongrole").exists()
 
 
 def test_create_refuses_an_organisation_of_another_county(client, world):
@@ -128,31 +142,28 @@ def test_create_refuses_an_organisation_of_another_county(client, world):
             "display_name": "x",
             "organisation": world.org.hc_c1.pk,
             "role": Role.TOWNSHIP_DOCTOR,
-            "password1": NEW_PASSWORD,
-            "password2": NEW_PASSWORD,
         },
     )
     assert "organisation" in response.context["form"].errors
+    assert not AccountRequest.objects.filter(username="elsewhere").exists()
 
 
-def test_create_applies_the_password_rules(client, world):
+def test_create_refuses_a_username_already_taken_or_requested(client, world):
     af.login(client, world.users.admin)
-    response = client.post(
-        CREATE_URL,
-        {
-            "username": "weakpw",
-            "display_name": "x",
-            "organisation": world.org.hc_a1.pk,
-            "role": Role.TOWNSHIP_DOCTOR,
-            "password1": "short1A",
-            "password2": "short1A",
-        },
-    )
-    assert "password1" in response.context["form"].errors
-    assert not get_user_model().objects.filter(username="weakpw").exists()
+    data = {
+        "display_name": "x",
+        "organisation": world.org.hc_a1.pk,
+        "role": Role.TOWNSHIP_DOCTOR,
+    }
+    taken = client.post(CREATE_URL, {**data, "username": "doctor_a"})
+    assert "username" in taken.context["form"].errors
+    assert client.post(CREATE_URL, {**data, "username": "twice"}).status_code == 200
+    again = client.post(CREATE_URL, {**data, "username": "twice"})
+    assert "username" in again.context["form"].errors
+    assert AccountRequest.objects.filter(username="twice").count() == 1
 
 
-def test_change_role_and_organisation_is_recorded_and_ends_sessions(client, world, patients):
+def test_change_role_and_organisation_is_recorded_and_ends_sessions(client, world, patients, sec):
     admin, target = world.users.admin, world.users.doctor_b
     from django.test import Client
 
@@ -164,11 +175,18 @@ def test_change_role_and_organisation_is_recorded_and_ends_sessions(client, worl
         {"organisation": world.org.hc_a1.pk, "role": Role.TOWNSHIP_DOCTOR},
     )
     assert response.status_code == 302
+    # pending: nothing changed, the session goes on, the page says so
+    target.refresh_from_db()
+    assert target.staff.organisation == world.org.hc_a2
+    assert target_client.get(reverse("accounts:password-change")).status_code == 200
+    assert 'id="pending-request"' in client.get(response.url).content.decode()
+    assert approve_latest(sec) == ""
     target.refresh_from_db()
     target.__dict__.pop("_role_cache", None)
     assert target.staff.organisation == world.org.hc_a1
     event = AuditEvent.objects.get(action="admin.staff_change", object_id=str(target.pk))
-    assert event.actor == admin and event.detail["previous"]["organisation"] == world.org.hc_a2.pk
+    assert event.actor == sec and event.detail["previous"]["organisation"] == world.org.hc_a2.pk
+    assert event.detail["requested_by"] == admin.pk
     assert target.staff.history.latest("history_date").history_user == admin
     # the new scope applies at once, the old session is over
     from patients.selectors import patient_list_visible_to
@@ -206,17 +224,21 @@ def test_deactivation_asks_for_confirmation_then_ends_the_session(client, world)
     assert AuditEvent.objects.filter(action="admin.staff_reactivate").exists()
 
 
-def test_password_reset_makes_the_user_choose_a_new_one_at_next_login(client, world):
+def test_password_reset_makes_the_user_choose_a_new_one_at_next_login(client, world, sec):
     admin, target = world.users.admin, world.users.doctor_b
     af.login(client, admin)
-    temporary = "Temp-Kennwort-77"
-    response = client.post(
-        detail_url(target, "accounts:staff-password-reset"),
-        {"password1": temporary, "password2": temporary},
-    )
-    assert response.status_code == 302
+    url = detail_url(target, "accounts:staff-password-reset")
+    confirm = client.get(url)
+    assert confirm.status_code == 200 and "确认申请" in confirm.content.decode()
+    response = client.post(url)
+    assert response.status_code == 200
+    first_half = response.context["half"]
+    target.refresh_from_db()
+    assert target.check_password(af.PASSWORD)  # unchanged until authorised
+    assert AuditEvent.objects.filter(action="admin.account_request", actor=admin).exists()
+    temporary = first_half + approve_latest(sec)
     event = AuditEvent.objects.get(action="admin.password_reset")
-    assert event.actor == admin and event.object_id == str(target.pk)
+    assert event.actor == sec and event.object_id == str(target.pk)
     from django.test import Client
 
     user_client = Client()
@@ -250,8 +272,7 @@ def test_admin_cannot_change_their_own_account(client, world):
     assert role_of(admin) == Role.ADMIN
 
 
-def test_security_admin_reads_accounts_but_does_not_manage_them(client, world):
-    sec = af.staff("sec_a", Role.SECURITY_ADMIN, world.org.bureau_a)
+def test_security_admin_reads_accounts_but_does_not_manage_them(client, world, sec):
     af.login(client, sec)
     assert client.get(STAFF_URL).status_code == 200
     assert client.get(CREATE_URL).status_code == 403

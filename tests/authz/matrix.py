@@ -186,10 +186,39 @@ STAFF_A = {"kwargs": {"pk": "staff"}}
 M["accounts:staff-detail"] = Entry(
     {"GET": scoped(200, roles=("admin", "security_admin"), scope=COUNTY_A)}, **STAFF_A
 )
-for _name in ("staff-change", "staff-password-reset"):
-    M[f"accounts:{_name}"] = Entry(
-        {"POST": scoped(400, roles=("admin",), scope=COUNTY_A)}, **STAFF_A
-    )
+M["accounts:staff-change"] = Entry(
+    {"POST": scoped(400, roles=("admin",), scope=COUNTY_A)},
+    note="an empty form; a valid one is a request the security admin authorises",
+    **STAFF_A,
+)
+M["accounts:staff-password-reset"] = Entry(
+    {
+        "GET": scoped(200, roles=("admin",), scope=COUNTY_A),
+        "POST": scoped(200, roles=("admin",), scope=COUNTY_A),
+    },
+    note="POST requests a reset: the first password half is shown once in the 200",
+    **STAFF_A,
+)
+M["accounts:account-request-list"] = Entry(
+    {"GET": only(200, "admin", "security_admin")},
+    note="two-person rule (G4): the security admin decides, the system admin follows",
+)
+M["accounts:account-request-approve"] = Entry(
+    {
+        "GET": scoped(200, roles=("security_admin",), scope=COUNTY_A),
+        "POST": scoped(200, roles=("security_admin",), scope=COUNTY_A),
+    },
+    kwargs={"pk": "account_request"},
+    note="POST authorises a new account: the second password half is shown once in the 200",
+)
+M["accounts:account-request-reject"] = Entry(
+    {
+        "GET": scoped(200, roles=("security_admin",), scope=COUNTY_A),
+        "POST": scoped(200, roles=("security_admin",), scope=COUNTY_A),
+    },
+    kwargs={"pk": "account_request"},
+    note="an empty POST gets the form back: a rejection needs a reason",
+)
 for _name in ("staff-deactivate", "staff-reactivate", "staff-export"):
     M[f"accounts:{_name}"] = Entry(
         {"POST": scoped(302, roles=("admin",), scope=COUNTY_A)}, **STAFF_A

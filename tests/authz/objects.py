@@ -177,6 +177,29 @@ def _api_keys(ctx, objs):
     return out
 
 
+@builder("account_request")
+def _account_requests(ctx, objs):
+    """Pending requests for a new township doctor at each position's health
+    centre, asked by the system admin of that county."""
+    from accounts.roles import Role
+    from accounts.services import account_request_create
+    from accounts.tests import factories as af
+
+    o, u = ctx.world.org, ctx.users
+    admin_c = af.staff("admin_c", Role.ADMIN, ctx.extra.security_admin_c.staff.organisation)
+    out = {}
+    for pos, org, by in (
+        (OWN, o.hc_a1, u.admin),
+        (OTHER, o.hc_a2, u.admin),
+        (COUNTY, o.hc_c1, admin_c),
+    ):
+        req, _half = account_request_create(
+            username=f"matrix_new_{pos}", organisation=org, role=Role.TOWNSHIP_DOCTOR, by=by
+        )
+        out[pos] = Obj(req.pk, (req.username,))
+    return out
+
+
 @builder("apikey_approved")
 def _api_keys_approved(ctx, objs):
     """The same keys approved: each waits for its custodian (doctor_a at

@@ -1,11 +1,15 @@
-"""``manage.py create_admin``: the first system administrator of a county.
+"""``manage.py create_admin``: the first system administrator of a county,
+and the first security and audit administrators (``--role``).
 
 Unlike ``createsuperuser`` (a Django superuser with no role, organisation
 or scope), this creates a staff account with the admin role in one
 organisation through ``accounts.services.staff_create``, so the password
 rules, the history and the audit row are those of every other account.
 The admin then signs in at /accounts/login/, enrols a TOTP authenticator on
-that first sign-in, and creates the other accounts on the account pages.
+that first sign-in, and asks for the other accounts on the account pages,
+which a security admin authorises (the two-person rule, SECURITY.md G4).
+The 三员 that start a county are therefore made here, at the console by
+the operator (like ``seed_demo``, the system itself), not by one another.
 """
 
 import getpass
@@ -31,10 +35,17 @@ ERR_PASSWORD_MISSING = _("使用 --no-input 时，请在环境变量 %(name)s �
 MSG_CREATED = _(
     "已创建系统管理员 %(username)s（%(organisation)s）。首次登录时须绑定动态验证码（TOTP）。"
 )
+MSG_CREATED_ROLE = _(
+    "已创建%(role)s %(username)s（%(organisation)s）。首次登录时须绑定动态验证码（TOTP）。"
+)
+ROLES = (Role.ADMIN, Role.SECURITY_ADMIN, Role.AUDIT_ADMIN)
 
 
 class Command(BaseCommand):
-    help = "Create a system administrator (admin role) in an organisation; TOTP enrolment follows at the first sign-in."
+    help = (
+        "Create a system administrator (admin role; or with --role a security or audit "
+        "administrator) in an organisation; TOTP enrolment follows at the first sign-in."
+    )
 
     def add_arguments(self, parser):
         parser.add_argument("--username", required=True)
@@ -42,6 +53,12 @@ class Command(BaseCommand):
             "--organisation", required=True, help="the organisation's id or name (e.g. 县卫健局)"
         )
         parser.add_argument("--region", help="division code of the organisation, when names repeat")
+        parser.add_argument(
+            "--role",
+            default=Role.ADMIN.value,
+            choices=[r.value for r in ROLES],
+            help="admin (default), security_admin or audit_admin",
+        )
         parser.add_argument("--display-name", default="")
         parser.add_argument("--phone", default="")
         parser.add_argument(
@@ -58,7 +75,7 @@ class Command(BaseCommand):
                 username=opts["username"].strip(),
                 password=password,
                 organisation=organisation,
-                role=Role.ADMIN,
+                role=opts["role"],
                 display_name=opts["display_name"],
                 phone=opts["phone"],
             )
@@ -66,11 +83,12 @@ class Command(BaseCommand):
             raise CommandError(str(exc.message)) from exc
         except ValidationError as exc:
             raise CommandError(" ".join(str(m) for m in exc.messages)) from exc
-        self.stdout.write(
-            self.style.SUCCESS(
-                str(MSG_CREATED % {"username": user.username, "organisation": organisation.name})
-            )
-        )
+        values = {"username": user.username, "organisation": organisation.name}
+        if opts["role"] == Role.ADMIN:
+            message = MSG_CREATED % values
+        else:
+            message = MSG_CREATED_ROLE % {**values, "role": Role(opts["role"]).label}
+        self.stdout.write(self.style.SUCCESS(str(message)))
 
     def _organisation(self, value: str, region: str | None) -> Organisation:
         qs = Organisation.objects.select_related("region").filter(is_active=True)
