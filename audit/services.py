@@ -217,19 +217,35 @@ def verify_chain(checkpoints: dict[int, str] | None = None) -> ChainReport:
 # patient_record_view and friends). The unusual-access scan counts these.
 PATIENT_READ_ACTIONS = ("patient.view", "patient.reveal", "patient.access_log")
 UNUSUAL_ACCESS_ACTION = "alert.unusual_access"
+EXPORT_ACTION = "data.export"
 
 
-def export_record(*, user, what: str, reason: str, count: int, request=None) -> AuditEvent:
-    """Audit one export: what was exported, why (the user's own words, asked
-    for by accounts.exports) and how many rows. Call it from the view that
-    writes the file, in the same request."""
-    return audit_record(
+def export_record(
+    *,
+    user,
+    what: str,
+    reason: str,
+    count: int,
+    request=None,
+    object_id: str | int = "",
+    detail: dict | None = None,
+) -> AuditEvent:
+    """Audit one export: what was exported (``what``, and the object when it
+    is one batch, run, region …), why (the user's own words, asked for by
+    accounts.exports) and how many rows; ``detail`` adds the filters used.
+    Call it from the view that writes the file, in the same request."""
+    event = audit_record(
         actor=user,
-        action="data.export",
+        action=EXPORT_ACTION,
         object_type=what[:64],
-        detail={"reason": reason, "count": int(count)},
+        object_id=object_id,
+        detail={**(detail or {}), "reason": reason, "count": int(count)},
         request=request,
     )
+    state = getattr(request, "_export", None)
+    if state is not None:
+        state["audited"] = True
+    return event
 
 
 def unusual_access_scan(*, day, threshold: int) -> list[int]:

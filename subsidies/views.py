@@ -20,9 +20,10 @@ from django.utils import timezone
 from django.utils.translation import gettext as _t
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from accounts.exports import export_reason, export_view
 from accounts.models import Region
 from accounts.roles import Role, role_of
-from audit.services import audit_record
+from audit.services import export_record
 from core.errors import DomainError
 from patients.models import Incident, IncidentKind
 from patients.selectors import (
@@ -634,18 +635,20 @@ def batch_pay(request, pk):
     return render(request, "subsidies/batch_detail.html", _batch_context(request, batch, form))
 
 
-@require_GET
+@require_http_methods(["GET", "POST"])
+@export_view("reward_batch")
 def batch_export(request, pk):
     user = request.user
     sel.require(user, sel.BATCH_EXPORT)
     batch = sel.batch_get_for_user(user=user, pk=pk, request=request)
+    reason = export_reason(request)
     lines = sel.batch_lines(batch)
-    audit_record(
-        actor=user,
-        action="export.reward_batch",
-        object_type="reward_batch",
+    export_record(
+        user=user,
+        what="reward_batch",
+        reason=reason,
+        count=batch.line_count,
         object_id=batch.pk,
-        detail={"rows": batch.line_count},
         request=request,
     )
 
@@ -1074,7 +1077,8 @@ def statement(request):
     return render(request, "subsidies/statement.html", ctx)
 
 
-@require_GET
+@require_http_methods(["GET", "POST"])
+@export_view("settlement_statement")
 def statement_export(request):
     user = request.user
     form, payer, month, refusal = _statement_params(request)
@@ -1082,16 +1086,19 @@ def statement_export(request):
         raise PermissionDenied(refusal)
     if payer is None:
         raise Http404
+    reason = export_reason(request)
     show_identity = sel.sees_identities(user)
     lines = sel.statement_lines(user=user, payer=payer, month=month)
     if show_identity:
         lines = lines.select_related("settlement__patient")
     total = sel.statement_total(lines)
-    audit_record(
-        actor=user,
-        action="export.settlement_statement",
-        object_type="settlement_statement",
+    export_record(
+        user=user,
+        what="settlement_statement",
+        reason=reason,
+        count=lines.count(),
         object_id=f"{payer}:{month:%Y-%m}",
+        detail={"identities": show_identity},
         request=request,
     )
 
