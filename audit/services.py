@@ -10,7 +10,7 @@ from datetime import datetime, time, timedelta
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Count
+from django.db.models import Count, Q
 from django.utils import timezone
 
 from audit.models import AuditEvent
@@ -213,9 +213,28 @@ def verify_chain(checkpoints: dict[int, str] | None = None) -> ChainReport:
     return report
 
 
-# Audit actions that mean "opened one patient's record" (patients.services
-# patient_record_view and friends). The unusual-access scan counts these.
-PATIENT_READ_ACTIONS = ("patient.view", "patient.reveal", "patient.access_log")
+# Audit actions that mean "saw one patient's data" (patients.services
+# patient_record_view, patient_records_listed and friends): the record, a
+# row of a list or search, a follow-up, a subsidy file. The unusual-access
+# scan counts the distinct patients of these and of every other ``*.view``
+# or ``*.list`` row recorded against a patient (READ_SUFFIXES).
+PATIENT_READ_ACTIONS = (
+    "patient.view",
+    "patient.reveal",
+    "patient.access_log",
+    "patient.print",
+    "patient.list",
+    "followup.view",
+)
+READ_SUFFIXES = (".view", ".list")
+
+
+def patient_read_q() -> Q:
+    """The audit rows that are reads of one patient's data."""
+    q = Q(action__in=PATIENT_READ_ACTIONS)
+    for suffix in READ_SUFFIXES:
+        q |= Q(action__endswith=suffix)
+    return Q(object_type="patient") & ~Q(object_id="") & q
 UNUSUAL_ACCESS_ACTION = "alert.unusual_access"
 EXPORT_ACTION = "data.export"
 
@@ -259,10 +278,9 @@ def unusual_access_scan(*, day, threshold: int) -> list[int]:
         AuditEvent.objects.filter(
             at__gte=start,
             at__lt=end,
-            object_type="patient",
-            action__in=PATIENT_READ_ACTIONS,
             actor__isnull=False,
         )
+        .filter(patient_read_q())
         .values("actor_id")
         .annotate(patients=Count("object_id", distinct=True))
         .filter(patients__gt=threshold)

@@ -450,6 +450,23 @@ def patient_record_view(*, user, patient: Patient, request=None, action: str = "
     )
 
 
+def patient_records_listed(
+    *, user, patient_ids, request=None, action: str = "patient.list", detail=None
+) -> int:
+    """Append one audit row per patient a page or API list showed (names,
+    ID numbers …) — one bulk insert. Lists count towards the unusual-access
+    alert like the record itself (audit.services.PATIENT_READ_ACTIONS)."""
+    ids = list(dict.fromkeys(str(pk) for pk in patient_ids if pk is not None))
+    return audit_record_many(
+        actor=user,
+        action=action,
+        object_type="patient",
+        object_ids=ids,
+        detail=detail,
+        request=request,
+    )
+
+
 def patient_record_search(*, user, term: str, count: int, request=None) -> None:
     """Audit a search; the term itself is stored as a keyed hash, never in clear."""
     from core.crypto import blind_index
