@@ -217,7 +217,7 @@ def verify_chain(checkpoints: dict[int, str] | None = None) -> ChainReport:
 # patient_record_view, patient_records_listed and friends): the record, a
 # row of a list or search, a follow-up, a subsidy file. The unusual-access
 # scan counts the distinct patients of these and of every other ``*.view``
-# or ``*.list`` row recorded against a patient (READ_SUFFIXES).
+# ``*.list`` or ``*.form`` row recorded against a patient (READ_SUFFIXES).
 PATIENT_READ_ACTIONS = (
     "patient.view",
     "patient.reveal",
@@ -226,7 +226,7 @@ PATIENT_READ_ACTIONS = (
     "patient.list",
     "followup.view",
 )
-READ_SUFFIXES = (".view", ".list")
+READ_SUFFIXES = (".view", ".list", ".form")
 
 
 def patient_read_q() -> Q:
@@ -235,6 +235,8 @@ def patient_read_q() -> Q:
     for suffix in READ_SUFFIXES:
         q |= Q(action__endswith=suffix)
     return Q(object_type="patient") & ~Q(object_id="") & q
+
+
 UNUSUAL_ACCESS_ACTION = "alert.unusual_access"
 EXPORT_ACTION = "data.export"
 

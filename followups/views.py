@@ -58,7 +58,7 @@ from patients.selectors import (
     patient_list_visible_to,
     patient_search,
 )
-from patients.services import patient_record_search
+from patients.services import patient_record_search, patient_record_view
 
 OVERDUE_PAGE_SIZE = 50
 INCIDENT_PAGE_SIZE = 30
@@ -168,6 +168,9 @@ def followup_create(request, patient_id):
     patient = patient_get_for_user(user=user, pk=patient_id, request=request)
     if not can_manage_patient(user, patient):
         raise PermissionDenied(ERR_HEALTH_ONLY)
+    if request.method == "GET":
+        # the form shows the patient's summary and last visit: a read
+        patient_record_view(user=user, patient=patient, request=request, action="followup.form")
     initial, last = _new_form_initial(user, patient)
     form = FollowUpForm(request.POST or None, initial=initial, birth_date=patient.birth_date)
     if request.method == "POST" and form.is_valid():
@@ -686,6 +689,7 @@ def patient_followups(request, patient_id):
     """A patient's follow-up history with the button to record a new visit."""
     _require_health(request.user)
     patient = patient_get_for_user(user=request.user, pk=patient_id, request=request)
+    patient_record_view(user=request.user, patient=patient, request=request, action="followup.list")
     return render(
         request,
         "followups/patient_followups.html",

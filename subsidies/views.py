@@ -32,7 +32,7 @@ from patients.selectors import (
     patient_list_visible_to,
     patient_search,
 )
-from patients.services import patient_record_search
+from patients.services import patient_record_search, patient_record_view, patient_records_listed
 from subsidies import exports, forms, rules, services
 from subsidies import selectors as sel
 from subsidies.models import (
@@ -128,6 +128,13 @@ def home(request):
     return render(request, "subsidies/home.html", ctx)
 
 
+def _listed(request, patient_ids, action: str) -> None:
+    """The patients a list page shows: one audit read each (G12, G15)."""
+    patient_records_listed(
+        user=request.user, patient_ids=patient_ids, request=request, action=action
+    )
+
+
 @require_GET
 def award_list(request):
     user = request.user
@@ -143,6 +150,7 @@ def award_list(request):
     if request.GET.get("due") == "1":
         qs = sel.awards_review_due(user=user, today=today)
     page = _page(request, qs.order_by("-applied_on", "-id"))
+    _listed(request, [a.patient_id for a in page.object_list], "reward.list")
     ctx = {
         "form": form,
         "page": page,
@@ -226,6 +234,7 @@ def award_candidates(request):
         )
     if term:
         patient_record_search(user=user, term=term, count=page.paginator.count, request=request)
+    _listed(request, [p.pk for p in page.object_list], "candidates.list")
     ctx = {
         "form": form,
         "page": page,
@@ -720,6 +729,7 @@ def settlement_list(request):
         if flags["show_identity"]:
             qs = qs.select_related("patient")
         ctx["page"] = _page(request, qs.order_by("-settled_on", "-id"))
+        _listed(request, [s.patient_id for s in ctx["page"].object_list], "settlement.list")
         partial = "subsidies/partials/_settlement_rows.html"
     else:
         effective = Settlement.objects.filter(
@@ -732,6 +742,7 @@ def settlement_list(request):
         )
         order = ("-admission_date", "-id") if tab == "in_hospital" else ("-discharge_date", "-id")
         ctx["page"] = _page(request, qs.order_by(*order))
+        _listed(request, [e.patient_id for e in ctx["page"].object_list], "episode.list")
         partial = "subsidies/partials/_episode_rows.html"
     ctx["query"] = _query_without_page(request)
     return _render(request, "subsidies/settlement_list.html", partial, ctx)
@@ -751,6 +762,7 @@ def episode_new(request):
         qs = patient_search(patient_list_visible_to(user=user), term).order_by("name", "pk")
         results = list(qs[:20])
         patient_record_search(user=user, term=term, count=len(results), request=request)
+        _listed(request, [p.pk for p in results], "patient.list")
     ctx = {
         "form": form,
         "results": results,
@@ -766,6 +778,8 @@ def episode_admit(request, patient_id):
     user = request.user
     sel.require(user, sel.EPISODE_MANAGE)
     patient = patient_get_for_user(user=user, pk=patient_id, request=request)
+    if request.method == "GET":
+        patient_record_view(user=user, patient=patient, request=request, action="episode.form")
     form = forms.AdmitForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:
@@ -890,6 +904,10 @@ def episode_discharge(request, pk):
         messages.info(request, _t("该次住院已办理出院。"))
         return redirect("subsidies:episode-detail", pk=episode.pk)
     form = forms.DischargeForm(request.POST or None)
+    if request.method == "GET":
+        patient_record_view(
+            user=user, patient=episode.patient, request=request, action="episode.form"
+        )
     ctx = {"episode": episode, "patient": episode.patient, "flags": _settlement_flags(user)}
     if request.method == "POST" and request.POST.get("action") == "quote":
         discharge = _parse_date(request.POST.get("discharge_date"))

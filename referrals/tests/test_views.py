@@ -62,7 +62,11 @@ def test_doctor_sends_an_upward_referral_and_the_hospital_accepts_it(world, pati
     detail = hospital.get(reverse("referrals:detail", args=[referral.pk])).content.decode()
     assert 'id="accept"' in detail and 'id="cancel"' not in detail
     assert AuditEvent.objects.filter(
-        action="referral.view", actor=world.users.hospital, object_id=str(referral.pk)
+        action="referral.view",
+        actor=world.users.hospital,
+        object_type="patient",
+        object_id=str(referral.patient_id),
+        detail__referral=str(referral.pk),
     ).exists()
     hospital.post(reverse("referrals:accept", args=[referral.pk]), {"note": "已预约床位"})
     referral.refresh_from_db()

@@ -676,7 +676,7 @@ M["reports-api:indicators"] = Entry({"GET": only(200, *AGGREGATES, others=404)})
 
 # audit -----------------------------------------------------------------------
 M["audit:event-list"] = Entry({"GET": only(200, "audit_admin")})
-M["audit:unusual-list"] = Entry({"GET": only(200, "audit_admin")})
+M["audit:unusual-list"] = Entry({"GET": only(200, "audit_admin", "security_admin")})
 M["audit:breakglass-list"] = Entry({"GET": only(200, "audit_admin")})
 M["audit:breakglass-review"] = Entry(
     {"POST": scoped(302, roles=("audit_admin",), scope=COUNTY_A)},
