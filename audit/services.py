@@ -131,8 +131,19 @@ def audit_record_many(
     the chain under one lock and in one insert: a bulk write (a roster
     import) audits every record it creates without taking the chain lock
     once per record. Returns the rows appended; raises if the store refuses."""
-    ids = [str(i) for i in object_ids]
-    if not ids:
+    return audit_record_batch(
+        actor=actor,
+        rows=[(action, object_type, object_id, detail) for object_id in object_ids],
+        request=request,
+    )
+
+
+def audit_record_batch(*, actor, rows, request=None) -> int:
+    """Append ``rows`` — (action, object_type, object_id, detail) each — of
+    one actor to the chain under one lock and in one insert (a search and
+    the patients it lists, say). Returns the rows appended."""
+    rows = [(a, t, str(i), d) for a, t, i, d in rows]
+    if not rows:
         return 0
     user = actor if (actor is not None and getattr(actor, "is_authenticated", False)) else None
     with transaction.atomic():
@@ -142,7 +153,7 @@ def audit_record_many(
         last = AuditEvent.objects.order_by("-id").values_list("hash", flat=True).first() or ""
         at = timezone.now()
         events = []
-        for object_id in ids:
+        for action, object_type, object_id, detail in rows:
             ev = AuditEvent(
                 at=at,
                 actor=user,

@@ -14,7 +14,7 @@ from django.utils.translation import gettext_lazy as _
 from accounts.models import Organisation, OrganisationKind, Region, RegionLevel
 from accounts.roles import MANAGE_PATIENTS, fieldset_of
 from accounts.scoping import region_in_scope
-from audit.services import audit_record, audit_record_many
+from audit.services import audit_record, audit_record_batch, audit_record_many
 from core.errors import DomainError, StaleVersion
 from core.history import history_stamp
 from patients import rules
@@ -467,19 +467,28 @@ def patient_records_listed(
     )
 
 
-def patient_record_search(*, user, term: str, count: int, request=None) -> None:
-    """Audit a search; the term itself is stored as a keyed hash, never in clear."""
+def _search_row(term: str, count: int) -> tuple:
     from core.crypto import blind_index
 
-    audit_record(
-        actor=user,
-        action="patient.search",
-        object_type="patient",
-        detail={"term_hash": blind_index(term, purpose="audit-search")[:16], "results": count}
+    detail = (
+        {"term_hash": blind_index(term, purpose="audit-search")[:16], "results": count}
         if term
-        else {"results": count},
-        request=request,
+        else {"results": count}
     )
+    return ("patient.search", "patient", "", detail)
+
+
+def patient_record_search(
+    *, user, term: str, count: int, request=None, listed=(), list_action: str = "patient.list"
+) -> None:
+    """Audit a search; the term itself is stored as a keyed hash, never in
+    clear. ``listed``: the patients the answer shows, one read row each
+    (``patient_records_listed``), written with the search in one insert."""
+    rows = [_search_row(term, count)]
+    rows += [
+        (list_action, "patient", pk, None) for pk in dict.fromkeys(str(p) for p in listed if p)
+    ]
+    audit_record_batch(actor=user, rows=rows, request=request)
 
 
 @transaction.atomic

@@ -71,7 +71,6 @@ from patients.services import (
     care_team_remove,
     patient_record_search,
     patient_record_view,
-    patient_records_listed,
     patient_register,
     patient_update,
 )
@@ -492,9 +491,14 @@ def patient_list(request):
     qs = qs.order_by("region_id", "name", "pk")
     paginator = Paginator(qs, PAGE_SIZE)
     page = paginator.get_page(data.get("page") if data else None)
-    patient_record_search(user=user, term=term, count=paginator.count, request=request)
-    # each patient the page shows is a read of that patient (G12, G15)
-    patient_records_listed(user=user, patient_ids=[p.pk for p in page.object_list], request=request)
+    # the search, and each patient the page shows as a read (G12, G15)
+    patient_record_search(
+        user=user,
+        term=term,
+        count=paginator.count,
+        request=request,
+        listed=[p.pk for p in page.object_list],
+    )
     full_id = fieldset in FULL_ID_FIELDSETS
     columns = [(c, COLUMN_LABELS[c]) for c in LIST_COLUMNS.get(fieldset or "", ("name",))]
     context = {

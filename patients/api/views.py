@@ -44,7 +44,7 @@ from patients.selectors import (
     patient_list_visible_to,
     patient_regions_manageable,
 )
-from patients.services import patient_record_search, patient_record_view, patient_records_listed
+from patients.services import patient_record_search, patient_record_view
 
 ERR_NO_PATIENT_ACCESS = _("您的角色不能查看患者名单。")
 ERR_CANNOT_REGISTER = _("只有在辖区内负责患者管理的卫生健康人员可以登记患者。")
@@ -168,9 +168,9 @@ class PatientViewSet(viewsets.GenericViewSet):
             term=request.query_params.get("search", ""),
             count=self.paginator.page.paginator.count,
             request=request,
+            # each patient of the page is a read of that patient (G12, G15)
+            listed=[p.pk for p in page],
         )
-        # each patient of the page is a read of that patient (G12, G15)
-        patient_records_listed(user=request.user, patient_ids=[p.pk for p in page], request=request)
         return self.get_paginated_response(data)
 
     def retrieve(self, request, *args, **kwargs):
