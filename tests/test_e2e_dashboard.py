@@ -109,6 +109,10 @@ def test_official_sees_townships_and_a_chart_and_downloads_excel(page, live_serv
     )
     _assert_no_identity(cells, identities)
 
+    # back from the export's reason page to the dashboard
+    page.go_back()
+    expect(page.locator("#dashboard-title")).to_contain_text("示范县")
+
     # down to the villages of one township: still counts only
     page.locator("#children-table a.child-link", has_text="城关镇").click()
     page.wait_for_url("**/reports/?region=990102001*")
