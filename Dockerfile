@@ -11,4 +11,4 @@ RUN DJANGO_SETTINGS_MODULE=config.settings.base python manage.py collectstatic -
     && mkdir -p /app/var/audit-checkpoints && chown -R app:app /app/var
 USER app
 EXPOSE 8000
-CMD ["gunicorn", "config.wsgi:application", "--bind", "0.0.0.0:8000", "--workers", "4"]
+CMD ["gunicorn", "-c", "python:config.gunicorn", "config.wsgi:application", "--bind", "0.0.0.0:8000", "--workers", "4"]

@@ -13,6 +13,15 @@ themselves.
   pages that already have a filter form).
 - ``clean_reason(value)``: the same rule for API views (raise
   ``ValidationError`` on a missing or too short reason).
+- ``export_view(what)`` + ``export_reason(request)``: for a file view that
+  must first check the caller's role and the object's scope (a 404 before
+  the reason form). The view calls ``export_reason(request)`` after its own
+  checks; without the permission that raises PermissionDenied, without a
+  valid reason the decorator shows the reason form instead. A marked view
+  that answers 200 without having called ``export_record`` is a programming
+  error (ImproperlyConfigured), so an export cannot skip its audit row.
+  Every page export of the app is marked (tests/test_exports_everywhere.py
+  finds them in the URL conf, and fails on a file view that is not).
 """
 
 from __future__ import annotations
@@ -20,7 +29,7 @@ from __future__ import annotations
 from functools import wraps
 
 from django import forms
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import ImproperlyConfigured, PermissionDenied, ValidationError
 from django.shortcuts import render
 from django.utils.translation import gettext_lazy as _
 
@@ -56,6 +65,7 @@ class ExportReasonMixin(forms.Form):
         label=_("导出用途"),
         max_length=REASON_MAX_LENGTH,
         help_text=HELP_EXPORT_REASON,
+        error_messages={"required": ERR_EXPORT_REASON},
         widget=forms.TextInput(attrs={"autocomplete": "off"}),
     )
 
@@ -84,6 +94,61 @@ def export_requires_reason(what: str, *, template: str = "accounts/export_reason
                 {"form": form, "what": what, "action": request.get_full_path()},
             )
 
+        return wrapper
+
+    return decorator
+
+
+class ExportReasonNeeded(Exception):
+    """Raised by ``export_reason``: show ``form`` (unbound or with errors)."""
+
+    def __init__(self, form):
+        super().__init__("export reason needed")
+        self.form = form
+
+
+def export_reason(request) -> str:
+    """The caller's reason for the export of an ``export_view``: the
+    permission is checked (403), then a valid POSTed reason is returned;
+    otherwise the reason form is shown (``ExportReasonNeeded``)."""
+    if not export_allowed(request.user):
+        raise PermissionDenied
+    form = ExportReasonForm(request.POST if request.method == "POST" else None)
+    if not (form.is_bound and form.is_valid()):
+        raise ExportReasonNeeded(form)
+    reason = form.cleaned_data["reason"]
+    state = getattr(request, "_export", None)
+    if state is not None:
+        state["reason"] = reason
+    return reason
+
+
+def export_view(what: str, *, template: str = "accounts/export_reason.html"):
+    """Mark a page view that writes a file of the register's data; see the
+    module docstring. ``view.export_what`` names what it exports."""
+
+    def decorator(view):
+        @wraps(view)
+        def wrapper(request, *args, **kwargs):
+            request._export = {"what": what, "reason": None, "audited": False}
+            try:
+                response = view(request, *args, **kwargs)
+            except ExportReasonNeeded as need:
+                return render(
+                    request,
+                    template,
+                    {"form": need.form, "what": what, "action": request.get_full_path()},
+                )
+            if response.status_code == 200 and not (
+                request._export["reason"] and request._export["audited"]
+            ):
+                raise ImproperlyConfigured(
+                    f"export view {view.__qualname__} answered without asking for a "
+                    "reason and calling audit.services.export_record"
+                )
+            return response
+
+        wrapper.export_what = what
         return wrapper
 
     return decorator

@@ -114,7 +114,23 @@ def seed(ctx) -> None:
             display_name=display,
             validate=False,
         )
+    _grant_demo_exports()
     load(ctx)
+
+
+# The demo shows the exports: these accounts hold the export permission
+# (accounts.exports), which in a real county the system admin grants per
+# account on the staff page.
+DEMO_EXPORTERS = ("doctor1", "hospital1", "governance1", "civil1", "official1")
+
+
+def _grant_demo_exports() -> None:
+    from django.contrib.auth import get_user_model
+    from django.contrib.auth.models import Permission
+
+    perm = Permission.objects.get(content_type__app_label="accounts", codename="export_data")
+    for user in get_user_model().objects.filter(username__in=DEMO_EXPORTERS):
+        user.user_permissions.add(perm)
 
 
 def load(ctx) -> None:

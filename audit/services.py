@@ -10,7 +10,7 @@ from datetime import datetime, time, timedelta
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Count
+from django.db.models import Count, Q
 from django.utils import timezone
 
 from audit.models import AuditEvent
@@ -131,8 +131,19 @@ def audit_record_many(
     the chain under one lock and in one insert: a bulk write (a roster
     import) audits every record it creates without taking the chain lock
     once per record. Returns the rows appended; raises if the store refuses."""
-    ids = [str(i) for i in object_ids]
-    if not ids:
+    return audit_record_batch(
+        actor=actor,
+        rows=[(action, object_type, object_id, detail) for object_id in object_ids],
+        request=request,
+    )
+
+
+def audit_record_batch(*, actor, rows, request=None) -> int:
+    """Append ``rows`` — (action, object_type, object_id, detail) each — of
+    one actor to the chain under one lock and in one insert (a search and
+    the patients it lists, say). Returns the rows appended."""
+    rows = [(a, t, str(i), d) for a, t, i, d in rows]
+    if not rows:
         return 0
     user = actor if (actor is not None and getattr(actor, "is_authenticated", False)) else None
     with transaction.atomic():
@@ -142,7 +153,7 @@ def audit_record_many(
         last = AuditEvent.objects.order_by("-id").values_list("hash", flat=True).first() or ""
         at = timezone.now()
         events = []
-        for object_id in ids:
+        for action, object_type, object_id, detail in rows:
             ev = AuditEvent(
                 at=at,
                 actor=user,
@@ -213,23 +224,60 @@ def verify_chain(checkpoints: dict[int, str] | None = None) -> ChainReport:
     return report
 
 
-# Audit actions that mean "opened one patient's record" (patients.services
-# patient_record_view and friends). The unusual-access scan counts these.
-PATIENT_READ_ACTIONS = ("patient.view", "patient.reveal", "patient.access_log")
+# Audit actions that mean "saw one patient's data" (patients.services
+# patient_record_view, patient_records_listed and friends): the record, a
+# row of a list or search, a follow-up, a subsidy file. The unusual-access
+# scan counts the distinct patients of these and of every other ``*.view``
+# ``*.list`` or ``*.form`` row recorded against a patient (READ_SUFFIXES).
+PATIENT_READ_ACTIONS = (
+    "patient.view",
+    "patient.reveal",
+    "patient.access_log",
+    "patient.print",
+    "patient.list",
+    "followup.view",
+)
+READ_SUFFIXES = (".view", ".list", ".form")
+
+
+def patient_read_q() -> Q:
+    """The audit rows that are reads of one patient's data."""
+    q = Q(action__in=PATIENT_READ_ACTIONS)
+    for suffix in READ_SUFFIXES:
+        q |= Q(action__endswith=suffix)
+    return Q(object_type="patient") & ~Q(object_id="") & q
+
+
 UNUSUAL_ACCESS_ACTION = "alert.unusual_access"
+EXPORT_ACTION = "data.export"
 
 
-def export_record(*, user, what: str, reason: str, count: int, request=None) -> AuditEvent:
-    """Audit one export: what was exported, why (the user's own words, asked
-    for by accounts.exports) and how many rows. Call it from the view that
-    writes the file, in the same request."""
-    return audit_record(
+def export_record(
+    *,
+    user,
+    what: str,
+    reason: str,
+    count: int,
+    request=None,
+    object_id: str | int = "",
+    detail: dict | None = None,
+) -> AuditEvent:
+    """Audit one export: what was exported (``what``, and the object when it
+    is one batch, run, region …), why (the user's own words, asked for by
+    accounts.exports) and how many rows; ``detail`` adds the filters used.
+    Call it from the view that writes the file, in the same request."""
+    event = audit_record(
         actor=user,
-        action="data.export",
+        action=EXPORT_ACTION,
         object_type=what[:64],
-        detail={"reason": reason, "count": int(count)},
+        object_id=object_id,
+        detail={**(detail or {}), "reason": reason, "count": int(count)},
         request=request,
     )
+    state = getattr(request, "_export", None)
+    if state is not None:
+        state["audited"] = True
+    return event
 
 
 def unusual_access_scan(*, day, threshold: int) -> list[int]:
@@ -243,10 +291,9 @@ def unusual_access_scan(*, day, threshold: int) -> list[int]:
         AuditEvent.objects.filter(
             at__gte=start,
             at__lt=end,
-            object_type="patient",
-            action__in=PATIENT_READ_ACTIONS,
             actor__isnull=False,
         )
+        .filter(patient_read_q())
         .values("actor_id")
         .annotate(patients=Count("object_id", distinct=True))
         .filter(patients__gt=threshold)

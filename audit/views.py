@@ -43,9 +43,11 @@ def event_list(request):
     )
 
 
-@role_required(AUDIT)
+@role_required(AUDIT, Role.SECURITY_ADMIN)
 def unusual_list(request):
-    """Accounts flagged for opening unusually many patients in a day."""
+    """Accounts flagged for opening unusually many patients in a day: the
+    audit admin reviews them, the security admin acts on the account (both
+    are told on every page: accounts.context_processors)."""
     page = Paginator(selectors.unusual_access_list_for(request.user), PAGE_SIZE).get_page(
         request.GET.get("page")
     )

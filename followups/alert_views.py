@@ -31,6 +31,7 @@ from followups.services.alerts import alert_acknowledge, alert_resolve
 from followups.views import RowUrls, safe_next
 from patients.fieldsets import FULL_ID_FIELDSETS, sees
 from patients.rules import mask_phone
+from patients.services import patient_records_listed
 
 PAGE_SIZE = 30
 MSG_ACKNOWLEDGED = _("已签收。")
@@ -148,6 +149,13 @@ def alert_list(request):
     else:
         urls, now = alert_urls(), timezone.now()
         rows = [alert_row(r, fieldset, urls=urls, now=now) for r in page.object_list]
+    # each alert shows its patient: a read of that patient (G12, G15)
+    patient_records_listed(
+        user=user,
+        patient_ids=[(a if area else a.alert).patient_id for a in page.object_list],
+        request=request,
+        action="alert.list",
+    )
     base = {"status": status, "kind": kind, "scope": "area" if area else ""}
     return render(
         request,
@@ -247,6 +255,15 @@ def alert_resolve_view(request, pk):
         else:
             messages.success(request, MSG_RESOLVED)
             return redirect(_back(request, reverse("alerts:list")))
+    if request.method == "GET":
+        audit_record(
+            actor=user,
+            action="alert.view",
+            object_type="patient",
+            object_id=row.alert.patient_id,
+            detail={"alert": str(row.alert_id)},
+            request=request,
+        )
     return render(
         request,
         "followups/alert_resolve.html",

@@ -25,8 +25,9 @@ from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
+from accounts.exports import export_reason, export_view
 from accounts.roles import fieldset_of
-from audit.services import audit_record
+from audit.services import audit_record, export_record
 from core.errors import DomainError, StaleVersion
 from followups import rules
 from followups.forms import FollowUpForm, IncidentForm, OverdueFilterForm
@@ -57,7 +58,7 @@ from patients.selectors import (
     patient_list_visible_to,
     patient_search,
 )
-from patients.services import patient_record_search
+from patients.services import patient_record_search, patient_record_view
 
 OVERDUE_PAGE_SIZE = 50
 INCIDENT_PAGE_SIZE = 30
@@ -167,6 +168,9 @@ def followup_create(request, patient_id):
     patient = patient_get_for_user(user=user, pk=patient_id, request=request)
     if not can_manage_patient(user, patient):
         raise PermissionDenied(ERR_HEALTH_ONLY)
+    if request.method == "GET":
+        # the form shows the patient's summary and last visit: a read
+        patient_record_view(user=user, patient=patient, request=request, action="followup.form")
     initial, last = _new_form_initial(user, patient)
     form = FollowUpForm(request.POST or None, initial=initial, birth_date=patient.birth_date)
     if request.method == "POST" and form.is_valid():
@@ -685,6 +689,7 @@ def patient_followups(request, patient_id):
     """A patient's follow-up history with the button to record a new visit."""
     _require_health(request.user)
     patient = patient_get_for_user(user=request.user, pk=patient_id, request=request)
+    patient_record_view(user=request.user, patient=patient, request=request, action="followup.list")
     return render(
         request,
         "followups/patient_followups.html",
@@ -858,14 +863,17 @@ EXPORT_HEADERS = (
 )
 
 
-@require_GET
+@require_http_methods(["GET", "POST"])
+@export_view("overdue_list")
 def overdue_export(request):
     """Excel of the overdue list with the same filters; always a valid
-    workbook, also when nobody is overdue. Audited as an export."""
+    workbook, also when nobody is overdue. Needs the export permission and
+    a reason (accounts.exports); audited as an export."""
     from openpyxl import Workbook
 
     user = request.user
     _require_health(user)
+    reason = export_reason(request)
     today = timezone.localdate()
     _form, filters = _overdue_filters(request, user)
     qs = overdue_list_for(user=user, today=today, **filters)
@@ -897,11 +905,12 @@ def overdue_export(request):
         n += 1
     buffer = BytesIO()
     wb.save(buffer)
-    audit_record(
-        actor=user,
-        action="patient.export",
-        object_type="patient",
-        detail={"export": "overdue", "rows": n, **{k: v for k, v in filters.items() if v}},
+    export_record(
+        user=user,
+        what="overdue_list",
+        reason=reason,
+        count=n,
+        detail={k: str(getattr(v, "pk", v)) for k, v in filters.items() if v},
         request=request,
     )
     response = HttpResponse(

@@ -14,7 +14,7 @@ from django.utils.translation import gettext_lazy as _
 from accounts.models import Organisation, OrganisationKind, Region, RegionLevel
 from accounts.roles import MANAGE_PATIENTS, fieldset_of
 from accounts.scoping import region_in_scope
-from audit.services import audit_record, audit_record_many
+from audit.services import audit_record, audit_record_batch, audit_record_many
 from core.errors import DomainError, StaleVersion
 from core.history import history_stamp
 from patients import rules
@@ -458,19 +458,45 @@ def patient_record_view(*, user, patient: Patient, request=None, action: str = "
     )
 
 
-def patient_record_search(*, user, term: str, count: int, request=None) -> None:
-    """Audit a search; the term itself is stored as a keyed hash, never in clear."""
-    from core.crypto import blind_index
-
-    audit_record(
+def patient_records_listed(
+    *, user, patient_ids, request=None, action: str = "patient.list", detail=None
+) -> int:
+    """Append one audit row per patient a page or API list showed (names,
+    ID numbers …) — one bulk insert. Lists count towards the unusual-access
+    alert like the record itself (audit.services.PATIENT_READ_ACTIONS)."""
+    ids = list(dict.fromkeys(str(pk) for pk in patient_ids if pk is not None))
+    return audit_record_many(
         actor=user,
-        action="patient.search",
+        action=action,
         object_type="patient",
-        detail={"term_hash": blind_index(term, purpose="audit-search")[:16], "results": count}
-        if term
-        else {"results": count},
+        object_ids=ids,
+        detail=detail,
         request=request,
     )
+
+
+def _search_row(term: str, count: int) -> tuple:
+    from core.crypto import blind_index
+
+    detail = (
+        {"term_hash": blind_index(term, purpose="audit-search")[:16], "results": count}
+        if term
+        else {"results": count}
+    )
+    return ("patient.search", "patient", "", detail)
+
+
+def patient_record_search(
+    *, user, term: str, count: int, request=None, listed=(), list_action: str = "patient.list"
+) -> None:
+    """Audit a search; the term itself is stored as a keyed hash, never in
+    clear. ``listed``: the patients the answer shows, one read row each
+    (``patient_records_listed``), written with the search in one insert."""
+    rows = [_search_row(term, count)]
+    rows += [
+        (list_action, "patient", pk, None) for pk in dict.fromkeys(str(p) for p in listed if p)
+    ]
+    audit_record_batch(actor=user, rows=rows, request=request)
 
 
 @transaction.atomic

@@ -452,14 +452,26 @@ def _filter_villages(user, townships: list[Region], data) -> tuple[list[Region],
     return (villages if len(villages) <= MAX_VILLAGE_CHOICES else []), follows
 
 
+def _list_params(request):
+    """The list's search and filters: the page's form POSTs them, so a name
+    or ID number searched for never appears in a URL (the browser's address
+    bar and history, proxy and server access logs: SECURITY.md → no personal
+    data in URLs). Links with filters only (the stat cards) still GET."""
+    if request.method == "POST":
+        data = request.POST.copy()
+        data.pop("csrfmiddlewaretoken", None)
+        return data or None
+    return request.GET or None
+
+
 @never_cache
-@require_GET
+@require_http_methods(["GET", "POST"])
 def patient_list(request):
     """``/patients/``: search, filters, pagination; the table re-renders by htmx."""
     user = request.user
     fieldset = fieldset_of(user)
     townships = _regions_in_scope(user, VIEW_PATIENTS, (RegionLevel.TOWNSHIP,))
-    data = request.GET or None
+    data = _list_params(request)
     villages, follows = _filter_villages(user, townships, data)
     village, township = (data.get("village"), data.get("township")) if data else ("", "")
     if follows and village and township and village[:9] != township:
@@ -478,8 +490,15 @@ def patient_list(request):
     qs = form.apply(patient_search(visible, term)).select_related("region__parent")
     qs = qs.order_by("region_id", "name", "pk")
     paginator = Paginator(qs, PAGE_SIZE)
-    page = paginator.get_page(request.GET.get("page"))
-    patient_record_search(user=user, term=term, count=paginator.count, request=request)
+    page = paginator.get_page(data.get("page") if data else None)
+    # the search, and each patient the page shows as a read (G12, G15)
+    patient_record_search(
+        user=user,
+        term=term,
+        count=paginator.count,
+        request=request,
+        listed=[p.pk for p in page.object_list],
+    )
     full_id = fieldset in FULL_ID_FIELDSETS
     columns = [(c, COLUMN_LABELS[c]) for c in LIST_COLUMNS.get(fieldset or "", ("name",))]
     context = {

@@ -168,14 +168,21 @@ def referral_get_for_user(*, user, pk, request=None, lock: bool = False) -> Refe
 
 
 def record_read(*, user, object_type: str, obj, request=None) -> None:
-    """Append a read of a record about a patient to the access log."""
+    """Append a read of a record about a patient to the access log: against
+    the patient when there is one (so it is in the patient's "who saw this
+    record" view and counts towards the unusual-access alert), the record
+    named in the detail; otherwise against the record itself."""
     patient_id = getattr(obj, "patient_id", None)
+    if patient_id:
+        target, target_id, detail = "patient", patient_id, {object_type: str(obj.pk)}
+    else:
+        target, target_id, detail = object_type, obj.pk, {}
     audit_record(
         actor=user,
         action=f"{object_type}.view",
-        object_type=object_type,
-        object_id=obj.pk,
-        detail={"patient": str(patient_id)} if patient_id else {},
+        object_type=target,
+        object_id=target_id,
+        detail=detail,
         request=request,
     )
 

@@ -20,9 +20,10 @@ from django.utils.translation import gettext_lazy as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods
 
+from accounts.exports import export_reason, export_view
 from accounts.models import Region
 from accounts.roles import fieldset_of
-from audit.services import audit_record
+from audit.services import audit_record, export_record
 from core.errors import DomainError
 from patients.fieldsets import FULL_ID_FIELDSETS
 from patients.models import Patient
@@ -427,7 +428,8 @@ def _drill_row(patient: Patient, *, full_id: bool) -> dict:
 
 
 @never_cache
-@require_GET
+@require_http_methods(["GET", "POST"])
+@export_view("report_indicators")
 def export_indicators(request):
     """The indicator table and each child region's breakdown, as Excel."""
     user = request.user
@@ -437,22 +439,25 @@ def export_indicators(request):
     )
     try:
         period = _period_from(request, today)
+        reason = export_reason(request)
         content = exports.indicators_workbook(region=region, period=period, today=today)
     except PeriodError as exc:
         return _refused(request, region=region, today=today, error=exc)
-    audit_record(
-        actor=user,
-        action="report.export",
-        object_type="region",
+    export_record(
+        user=user,
+        what="report_indicators",
+        reason=reason,
+        count=0,
         object_id=region.code,
-        detail={"period": period.code, "kind": "indicators"},
+        detail={"period": period.code},
         request=request,
     )
     return _xlsx(content, f"indicators-{region.code}-{period.code}.xlsx")
 
 
 @never_cache
-@require_GET
+@require_http_methods(["GET", "POST"])
+@export_view("report_exchange")
 def export_exchange(request):
     """The quarterly report in the layout of the national information
     exchange form (信息交换表): counts by township and institution type."""
@@ -463,15 +468,17 @@ def export_exchange(request):
     )
     try:
         period = _period_from(request, today)
+        reason = export_reason(request)
         content = exports.exchange_workbook(region=region, period=period, today=today)
     except PeriodError as exc:
         return _refused(request, region=region, today=today, error=exc)
-    audit_record(
-        actor=user,
-        action="report.export",
-        object_type="region",
+    export_record(
+        user=user,
+        what="report_exchange",
+        reason=reason,
+        count=0,
         object_id=region.code,
-        detail={"period": period.code, "kind": "exchange"},
+        detail={"period": period.code},
         request=request,
     )
     return _xlsx(content, f"exchange-{region.code}-{period.code}.xlsx")

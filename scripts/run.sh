@@ -45,8 +45,9 @@ pids+=($!)
 $VENV/bin/celery -A config beat --loglevel INFO --pidfile= \
   --scheduler django_celery_beat.schedulers:DatabaseScheduler >var/log/beat.log 2>&1 &
 pids+=($!)
-$VENV/bin/gunicorn config.wsgi:application --bind "$HOST:$PORT" --workers 2 \
-  --access-logfile - --error-logfile var/log/web-error.log >var/log/web.log 2>&1 &
+$VENV/bin/gunicorn -c python:config.gunicorn config.wsgi:application \
+  --bind "$HOST:$PORT" --workers 2 \
+  --error-logfile var/log/web-error.log >var/log/web.log 2>&1 &
 web=$!
 pids+=("$web")
 

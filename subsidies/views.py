@@ -20,9 +20,10 @@ from django.utils import timezone
 from django.utils.translation import gettext as _t
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from accounts.exports import export_reason, export_view
 from accounts.models import Region
 from accounts.roles import Role, role_of
-from audit.services import audit_record
+from audit.services import export_record
 from core.errors import DomainError
 from patients.models import Incident, IncidentKind
 from patients.selectors import (
@@ -31,7 +32,7 @@ from patients.selectors import (
     patient_list_visible_to,
     patient_search,
 )
-from patients.services import patient_record_search
+from patients.services import patient_record_search, patient_record_view, patient_records_listed
 from subsidies import exports, forms, rules, services
 from subsidies import selectors as sel
 from subsidies.models import (
@@ -127,6 +128,13 @@ def home(request):
     return render(request, "subsidies/home.html", ctx)
 
 
+def _listed(request, patient_ids, action: str) -> None:
+    """The patients a list page shows: one audit read each (G12, G15)."""
+    patient_records_listed(
+        user=request.user, patient_ids=patient_ids, request=request, action=action
+    )
+
+
 @require_GET
 def award_list(request):
     user = request.user
@@ -142,6 +150,7 @@ def award_list(request):
     if request.GET.get("due") == "1":
         qs = sel.awards_review_due(user=user, today=today)
     page = _page(request, qs.order_by("-applied_on", "-id"))
+    _listed(request, [a.patient_id for a in page.object_list], "reward.list")
     ctx = {
         "form": form,
         "page": page,
@@ -225,6 +234,7 @@ def award_candidates(request):
         )
     if term:
         patient_record_search(user=user, term=term, count=page.paginator.count, request=request)
+    _listed(request, [p.pk for p in page.object_list], "candidates.list")
     ctx = {
         "form": form,
         "page": page,
@@ -634,18 +644,20 @@ def batch_pay(request, pk):
     return render(request, "subsidies/batch_detail.html", _batch_context(request, batch, form))
 
 
-@require_GET
+@require_http_methods(["GET", "POST"])
+@export_view("reward_batch")
 def batch_export(request, pk):
     user = request.user
     sel.require(user, sel.BATCH_EXPORT)
     batch = sel.batch_get_for_user(user=user, pk=pk, request=request)
+    reason = export_reason(request)
     lines = sel.batch_lines(batch)
-    audit_record(
-        actor=user,
-        action="export.reward_batch",
-        object_type="reward_batch",
+    export_record(
+        user=user,
+        what="reward_batch",
+        reason=reason,
+        count=batch.line_count,
         object_id=batch.pk,
-        detail={"rows": batch.line_count},
         request=request,
     )
 
@@ -717,6 +729,7 @@ def settlement_list(request):
         if flags["show_identity"]:
             qs = qs.select_related("patient")
         ctx["page"] = _page(request, qs.order_by("-settled_on", "-id"))
+        _listed(request, [s.patient_id for s in ctx["page"].object_list], "settlement.list")
         partial = "subsidies/partials/_settlement_rows.html"
     else:
         effective = Settlement.objects.filter(
@@ -729,6 +742,7 @@ def settlement_list(request):
         )
         order = ("-admission_date", "-id") if tab == "in_hospital" else ("-discharge_date", "-id")
         ctx["page"] = _page(request, qs.order_by(*order))
+        _listed(request, [e.patient_id for e in ctx["page"].object_list], "episode.list")
         partial = "subsidies/partials/_episode_rows.html"
     ctx["query"] = _query_without_page(request)
     return _render(request, "subsidies/settlement_list.html", partial, ctx)
@@ -748,6 +762,7 @@ def episode_new(request):
         qs = patient_search(patient_list_visible_to(user=user), term).order_by("name", "pk")
         results = list(qs[:20])
         patient_record_search(user=user, term=term, count=len(results), request=request)
+        _listed(request, [p.pk for p in results], "patient.list")
     ctx = {
         "form": form,
         "results": results,
@@ -763,6 +778,8 @@ def episode_admit(request, patient_id):
     user = request.user
     sel.require(user, sel.EPISODE_MANAGE)
     patient = patient_get_for_user(user=user, pk=patient_id, request=request)
+    if request.method == "GET":
+        patient_record_view(user=user, patient=patient, request=request, action="episode.form")
     form = forms.AdmitForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:
@@ -887,6 +904,10 @@ def episode_discharge(request, pk):
         messages.info(request, _t("该次住院已办理出院。"))
         return redirect("subsidies:episode-detail", pk=episode.pk)
     form = forms.DischargeForm(request.POST or None)
+    if request.method == "GET":
+        patient_record_view(
+            user=user, patient=episode.patient, request=request, action="episode.form"
+        )
     ctx = {"episode": episode, "patient": episode.patient, "flags": _settlement_flags(user)}
     if request.method == "POST" and request.POST.get("action") == "quote":
         discharge = _parse_date(request.POST.get("discharge_date"))
@@ -1074,7 +1095,8 @@ def statement(request):
     return render(request, "subsidies/statement.html", ctx)
 
 
-@require_GET
+@require_http_methods(["GET", "POST"])
+@export_view("settlement_statement")
 def statement_export(request):
     user = request.user
     form, payer, month, refusal = _statement_params(request)
@@ -1082,16 +1104,19 @@ def statement_export(request):
         raise PermissionDenied(refusal)
     if payer is None:
         raise Http404
+    reason = export_reason(request)
     show_identity = sel.sees_identities(user)
     lines = sel.statement_lines(user=user, payer=payer, month=month)
     if show_identity:
         lines = lines.select_related("settlement__patient")
     total = sel.statement_total(lines)
-    audit_record(
-        actor=user,
-        action="export.settlement_statement",
-        object_type="settlement_statement",
+    export_record(
+        user=user,
+        what="settlement_statement",
+        reason=reason,
+        count=lines.count(),
         object_id=f"{payer}:{month:%Y-%m}",
+        detail={"identities": show_identity},
         request=request,
     )
 

@@ -1,6 +1,6 @@
 """official1 opens the indicator dashboard in the browser: the four townships
 of the demo county and the charts (drawn by the app's own Chart.js under the
-CSP), downloads the Excel file, and sees no patient identity anywhere."""
+CSP), downloads the Excel file (giving the export's reason), and sees no patient identity anywhere."""
 
 from __future__ import annotations
 
@@ -92,8 +92,11 @@ def test_official_sees_townships_and_a_chart_and_downloads_excel(page, live_serv
     assert int(registered) > 0
     _assert_no_identity(page.content(), identities)
 
+    # the export asks for the reason (the demo's official1 holds the export permission)
+    page.click("#export-xlsx")
+    page.fill("#id_reason", "季度报表上报")
     with page.expect_download() as info:
-        page.click("#export-xlsx")
+        page.click("#submit")
     path = tmp_path / "indicators.xlsx"
     info.value.save_as(path)
     wb = load_workbook(path)
@@ -105,6 +108,10 @@ def test_official_sees_townships_and_a_chart_and_downloads_excel(page, live_serv
         str(c.value) for ws in wb.worksheets for row in ws.iter_rows() for c in row if c.value
     )
     _assert_no_identity(cells, identities)
+
+    # back from the export's reason page to the dashboard
+    page.go_back()
+    expect(page.locator("#dashboard-title")).to_contain_text("示范县")
 
     # down to the villages of one township: still counts only
     page.locator("#children-table a.child-link", has_text="城关镇").click()

@@ -71,3 +71,40 @@ def test_alert_list_query_count_is_flat(
     with django_assert_max_num_queries(12):
         page = client.get(reverse("audit:unusual-list"))
     assert len(page.context["page"].object_list) == count
+
+
+def test_patients_seen_in_lists_and_searches_count(client, settings, world, patients):
+    """Browsing the list (or searching) shows patients as surely as opening
+    them: an account that only ever lists is flagged too."""
+    settings.UNUSUAL_ACCESS_THRESHOLD = 1
+    af.login(client, world.users.hospital)  # county A: pA1 and pB1
+    assert client.post(reverse("patients:list"), {"q": "一"}).status_code == 200
+    assert not AuditEvent.objects.filter(actor=world.users.hospital, action="patient.view")
+    assert flag_unusual_access()["flagged"] == 1
+    alert = AuditEvent.objects.get(action=UNUSUAL_ACCESS_ACTION)
+    assert alert.object_id == str(world.users.hospital.pk) and alert.detail["patients"] == 2
+
+
+def test_the_audit_and_security_admins_are_told(client, settings, world, patients):
+    settings.UNUSUAL_ACCESS_THRESHOLD = 1
+    reads(world.users.governance, [patients.pA1.pk, patients.pB1.pk])
+    flag_unusual_access()
+    auditor = af.staff("audit_a", Role.AUDIT_ADMIN, world.org.bureau_a)
+    security = af.staff("security_a", Role.SECURITY_ADMIN, world.org.bureau_a)
+    for admin, home in ((auditor, "audit:event-list"), (security, "accounts:staff-list")):
+        af.login(client, admin)
+        page = client.get(reverse(home)).content.decode()
+        assert 'id="unusual-access-notice"' in page, admin
+        assert reverse("audit:unusual-list") in page
+        listing = client.get(reverse("audit:unusual-list"))
+        assert listing.status_code == 200 and "governance_a" in listing.content.decode()
+    # nobody else is told; an admin of another county is not told of county A
+    af.login(client, world.users.doctor_a)
+    assert 'id="unusual-access-notice"' not in client.get(reverse("patients:list")).content.decode()
+    c = world.county_c
+    other = af.staff(
+        "security_c", Role.SECURITY_ADMIN, af.organisation("C卫健局", "health_bureau", c)
+    )
+    af.login(client, other)
+    page = client.get(reverse("accounts:staff-list")).content.decode()
+    assert 'id="unusual-access-notice"' not in page

@@ -41,6 +41,7 @@ from followups.selectors import (
     followup_list_visible_to,
 )
 from followups.services.alerts import alert_acknowledge, alert_resolve
+from patients.services import patient_records_listed
 
 UUID_PATTERN = "[0-9a-fA-F-]{36}"
 ERR_HEALTH_ONLY = _("随访记录只对卫生健康部门开放。")
@@ -232,6 +233,13 @@ class AlertViewSet(viewsets.GenericViewSet):
         queryset = self.filter_queryset(self.get_queryset())
         page = self.paginate_queryset(queryset)
         data = AlertSerializer(page, many=True, context=self.get_serializer_context()).data
+        # each alert shows its patient: a read of that patient (G12, G15)
+        patient_records_listed(
+            user=request.user,
+            patient_ids=[r.alert.patient_id for r in page],
+            request=request,
+            action="alert.list",
+        )
         return self.get_paginated_response(data)
 
     def _output(self, row: AlertRecipient, *, full: bool = False) -> dict:

@@ -10,6 +10,7 @@ from django.test import Client
 from django.utils import timezone
 from openpyxl import load_workbook
 
+from accounts.tests import factories as af
 from followups.models import Alert, FollowUp, NotificationDelivery
 from followups.selectors import overdue_count_for
 from followups.tests.factories import incident, record
@@ -289,14 +290,15 @@ def test_overdue_filters(world, patients):
 
 
 def test_excel_export_works_also_when_empty(world, patients):
+    af.grant_export(world.users.doctor_a)
     c = client_for(world.users.doctor_a)
-    empty = c.get("/followups/overdue/export/")
+    empty = af.export(c, "/followups/overdue/export/")
     assert empty.status_code == 200
     ws = load_workbook(BytesIO(empty.content)).active
     assert [c.value for c in next(ws.iter_rows(max_row=1))][:3] == ["姓名", "性别", "年龄"]
     assert ws.max_row == 1
     _overdue(world, 3)
-    full = load_workbook(BytesIO(c.get("/followups/overdue/export/").content)).active
+    full = load_workbook(BytesIO(af.export(c, "/followups/overdue/export/").content)).active
     rows = list(full.iter_rows(min_row=2, values_only=True))
     assert len(rows) == 3 and "*" in rows[0][3]  # ID masked
     assert "attachment" in empty["Content-Disposition"]

@@ -168,6 +168,8 @@ class PatientViewSet(viewsets.GenericViewSet):
             term=request.query_params.get("search", ""),
             count=self.paginator.page.paginator.count,
             request=request,
+            # each patient of the page is a read of that patient (G12, G15)
+            listed=[p.pk for p in page],
         )
         return self.get_paginated_response(data)
 

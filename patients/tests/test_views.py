@@ -343,13 +343,42 @@ def test_pagination_keeps_the_filters(client, world):
     for i in range(21):
         pf.patient(by=world.users.doctor_a, village="990102001001", name=f"翻页{i:02d}")
     client.force_login(world.users.doctor_a)
-    response = client.get(LIST_URL, {"status": "active", "q": "翻页"})
+    response = client.post(LIST_URL, {"status": "active", "q": "翻页"})
     assert len(response.context["rows"]) == 20
-    links = re.findall(r'href="([^"]*page=2[^"]*)"', html(response))
-    assert links
-    assert all("status=active" in link and "q=%E7%BF%BB%E9%A1%B5" in link for link in links)
-    second = client.get(LIST_URL, {"status": "active", "q": "翻页", "page": 2})
+    page = html(response)
+    # the next pages submit the filter form again: nothing in a link
+    assert re.search(r'<button type="submit" form="patient-filter" name="page" value="2"', page)
+    assert "page=2" not in page
+    second = client.post(LIST_URL, {"status": "active", "q": "翻页", "page": 2})
     assert len(second.context["rows"]) == 1
+
+
+def test_search_terms_stay_out_of_every_url(client, world, patients):
+    """No personal data in URLs (SECURITY.md): the search form POSTs, htmx
+    pushes no URL, and no link of the answer carries the term."""
+    client.force_login(world.users.doctor_a)
+    page = html(client.get(LIST_URL))
+    form = re.search(r'<form[^>]*id="patient-filter"[^>]*>', page, re.S).group(0)
+    assert 'method="post"' in form and "hx-post=" in form
+    assert "hx-get=" not in form and "hx-push-url" not in form and "hx-replace-url" not in form
+    number = patients.pA1.id_number
+    for headers in ({}, {"HX-Request": "true"}):
+        response = client.post(LIST_URL, {"q": number}, headers=headers)
+        assert response.status_code == 200
+        assert [r["patient"] for r in response.context["rows"]] == [patients.pA1]
+        assert "HX-Push-Url" not in response and "HX-Replace-Url" not in response
+        hrefs = " ".join(re.findall(r'(?:href|hx-get|hx-post|action)="([^"]*)"', html(response)))
+        assert number not in hrefs and "q=" not in hrefs
+
+
+def test_each_listed_patient_is_an_audited_read(client, world, patients):
+    client.force_login(world.users.hospital)  # county A: pA1 and pB1
+    client.post(LIST_URL, {"q": "一"})
+    listed = AuditEvent.objects.filter(action="patient.list", actor=world.users.hospital)
+    assert set(listed.values_list("object_id", flat=True)) == {
+        str(patients.pA1.pk),
+        str(patients.pB1.pk),
+    }
 
 
 @pytest.mark.parametrize("rows", [1, 30])

@@ -19,7 +19,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from accounts.selectors import organisation_of
-from audit.services import audit_record
+from audit.services import audit_record, export_record
 from core.errors import DomainError
 from core.history import history_stamp
 from core.models import TaskRun
@@ -727,17 +727,19 @@ def _exchange_redeliver(*, run_id, by, request=None) -> ExchangeRun:
     return run
 
 
-def exchange_package_download(*, run: ExchangeRun, by, request=None) -> bytes:
-    """The package bytes; a download of personal data is an audited export.
-    Raises PermissionDenied unless ``can_download_package``."""
+def exchange_package_download(*, run: ExchangeRun, by, reason: str, request=None) -> bytes:
+    """The package bytes; a download of personal data is an audited export
+    with the user's reason (accounts.exports). Raises PermissionDenied
+    unless ``can_download_package``."""
     if not can_download_package(by, run):
         raise PermissionDenied(ERR_DOWNLOAD)
-    audit_record(
-        actor=by,
-        action="exchange.download",
-        object_type="exchange_run",
+    export_record(
+        user=by,
+        what="exchange_package",
+        reason=reason,
+        count=run.rows or 0,
         object_id=run.pk,
-        detail={"rows": run.rows, "partner": run.partner.department},
+        detail={"partner": run.partner.department},
         request=request,
     )
     return ExchangeRun.objects.get(pk=run.pk).get_content()

@@ -292,10 +292,14 @@ GETS_ON_ONE = {
 def client_for(world, persona):
     from django.test import Client
 
-    from accounts.tests.factories import login
+    from accounts.tests.factories import grant_export, login
 
     c = Client()
     if persona != "anonymous":
+        # every persona holds the export permission: this matrix is about
+        # roles and scope (without it every export is 403:
+        # tests/test_exports_everywhere.py); an export's GET is its reason form
+        grant_export(getattr(world.users, persona))
         login(c, getattr(world.users, persona))  # with the second factor where required
     return c
 

@@ -62,7 +62,11 @@ def test_doctor_sends_an_upward_referral_and_the_hospital_accepts_it(world, pati
     detail = hospital.get(reverse("referrals:detail", args=[referral.pk])).content.decode()
     assert 'id="accept"' in detail and 'id="cancel"' not in detail
     assert AuditEvent.objects.filter(
-        action="referral.view", actor=world.users.hospital, object_id=str(referral.pk)
+        action="referral.view",
+        actor=world.users.hospital,
+        object_type="patient",
+        object_id=str(referral.patient_id),
+        detail__referral=str(referral.pk),
     ).exists()
     hospital.post(reverse("referrals:accept", args=[referral.pk]), {"note": "已预约床位"})
     referral.refresh_from_db()
@@ -404,8 +408,9 @@ def test_admin_configures_a_partner_and_sees_the_key_once(world, patients, tmp_p
     # the county-wide package is the county police bureau's (the receiving
     # organisation), not a township police station's
     assert as_user(world.users.police_a).get(url).status_code == 403
-    bureau = as_user(af.staff("police_bureau_a", Role.POLICE, world.org.pb_a))
-    download = bureau.get(url)
+    bureau = as_user(af.grant_export(af.staff("police_bureau_a", Role.POLICE, world.org.pb_a)))
+    assert "导出用途" in bureau.get(url).content.decode()  # the reason first
+    download = af.export(bureau, url)
     assert download.status_code == 200 and download.content.startswith(b"\xef\xbb\xbf")
 
 
@@ -427,7 +432,9 @@ def test_a_package_goes_to_the_receiving_unit_or_the_departments_county_level(wo
     assert not can_download_package(world.users.police_b, run)  # another township
     assert not can_download_package(world.users.governance, run)  # another department
     with pytest.raises(PermissionDenied):
-        exchange_svc.exchange_package_download(run=run, by=world.users.police_b)
+        exchange_svc.exchange_package_download(
+            run=run, by=world.users.police_b, reason="季度数据交换"
+        )
 
 
 def test_reconciliation_upload_page_shows_the_counts(world, patients):

@@ -11,12 +11,13 @@ from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_http_methods, require_POST
 from openpyxl import Workbook
 
+from accounts.exports import export_reason, export_view
 from accounts.models import Organisation
 from accounts.selectors import organisation_of
-from audit.services import audit_record
+from audit.services import export_record
 from core.errors import DomainError
 from referrals import forms, tabular
 from referrals import selectors as sel
@@ -174,11 +175,16 @@ def run_detail(request, pk):
     )
 
 
+@require_http_methods(["GET", "POST"])
+@export_view("exchange_package")
 def run_download(request, pk):
     user = request.user
     run = sel.exchange_run_get_for_user(user=user, pk=pk, request=request)
     require(sel.can_download_package(user, run))
-    content = exchange_svc.exchange_package_download(run=run, by=user, request=request)
+    reason = export_reason(request)
+    content = exchange_svc.exchange_package_download(
+        run=run, by=user, reason=reason, request=request
+    )
     response = HttpResponse(content, content_type=tabular.CONTENT_TYPES[run.manifest["format"]])
     response["Content-Disposition"] = f'attachment; filename="{run.file_name}"'
     return response
@@ -315,10 +321,13 @@ def reconciliation_review(request, pk, item_pk):
     return redirect(reverse("referrals:reconciliation-detail", args=[pk]) + "?outcome=review")
 
 
+@require_http_methods(["GET", "POST"])
+@export_view("reconciliation_high_risk")
 def reconciliation_high_risk_export(request, pk):
     """The list for police: registered high-risk patients not on their list."""
     user = request.user
     run = sel.reconciliation_get_for_user(user=user, pk=pk, request=request)
+    reason = export_reason(request)
     items = list(
         sel.reconciliation_items(user=user, run=run).filter(outcome=ItemOutcome.HIGH_RISK_MISSING)
     )
@@ -339,12 +348,12 @@ def reconciliation_high_risk_export(request, pk):
         )
     out = io.BytesIO()
     wb.save(out)
-    audit_record(
-        actor=user,
-        action="reconciliation.export",
-        object_type="reconciliation",
+    export_record(
+        user=user,
+        what="reconciliation_high_risk",
+        reason=reason,
+        count=len(items),
         object_id=run.pk,
-        detail={"rows": len(items)},
         request=request,
     )
     response = HttpResponse(

@@ -12,6 +12,7 @@ from django.views.decorators.http import require_POST
 from core.errors import DomainError
 from patients.selectors import can_manage_patient, patient_get_for_user, patient_list_visible_to
 from patients.selectors import patient_search as search_patients
+from patients.services import patient_records_listed
 from referrals import forms
 from referrals import selectors as sel
 from referrals.models import ReferralKind, ReferralStatus
@@ -45,6 +46,13 @@ def inbox(request):
     if kind in ReferralKind.values:
         qs = qs.filter(kind=kind)
     page, query = paginate(request, qs.order_by("-created_at"))
+    # each referral shows its patient: a read of that patient (G12, G15)
+    patient_records_listed(
+        user=user,
+        patient_ids=[r.patient_id for r in page.object_list],
+        request=request,
+        action="referral.list",
+    )
     today = timezone.localdate()
     rows = [
         {

@@ -294,6 +294,13 @@ def test_drilldown_queries_do_not_grow_with_rows(
     assert len(response.context["rows"]) == 1 + extra
 
 
+def _export(client, user, url, **params):
+    """An export: the official holds the export permission and gives a reason."""
+    af.grant_export(user)
+    af.login(client, user)
+    return af.export(client, url, params)
+
+
 def _workbook(response):
     assert response.status_code == 200
     assert response["Content-Type"].startswith(
@@ -309,7 +316,7 @@ def _all_text(wb) -> str:
 
 
 def test_indicator_export_has_the_table_and_each_townships_breakdown(client, snapshots):
-    wb = _workbook(_page(client, snapshots.world.users.official, EXPORT, period="2025Q2"))
+    wb = _workbook(_export(client, snapshots.world.users.official, EXPORT, period="2025Q2"))
     assert wb.sheetnames == ["指标汇总", "按下级地区", "镇1", "镇2"]
     summary = {row[1]: row for row in wb["指标汇总"].iter_rows(min_row=5, values_only=True)}
     assert summary["management_rate"][2:5] == (8, 12, 66.67)
@@ -321,11 +328,12 @@ def test_indicator_export_has_the_table_and_each_townships_breakdown(client, sna
     assert villages == ["990102001001", "990102001002", "990102001"]
     text = _all_text(wb)
     assert not any(name in text for name in NAMES)
-    assert AuditEvent.objects.filter(action="report.export", object_id="990102").exists()
+    event = AuditEvent.objects.get(action="data.export", object_id="990102")
+    assert event.object_type == "report_indicators" and event.detail["reason"] == af.EXPORT_REASON
 
 
 def test_exchange_form_counts_by_township_and_institution_type(client, snapshots):
-    wb = _workbook(_page(client, snapshots.world.users.official, EXCHANGE, period="2025Q2"))
+    wb = _workbook(_export(client, snapshots.world.users.official, EXCHANGE, period="2025Q2"))
     ws = wb["信息交换表"]
     assert ws.cell(row=1, column=1).value == "严重精神障碍患者管理信息交换表"
     groups = [ws.cell(row=3, column=c).value for c in range(1, ws.max_column + 1)]
@@ -356,7 +364,7 @@ def test_page_api_and_export_agree(client, snapshots):
     official = snapshots.world.users.official
     html = _page(client, official, period="2025Q2").content.decode()
     api = client.get("/api/v1/reports/indicators/", {"region": "990102", "period": "2025Q2"})
-    wb = _workbook(client.get(EXPORT, {"period": "2025Q2"}))
+    wb = _workbook(_export(client, official, EXPORT, period="2025Q2"))
     summary = {row[1]: row[4] for row in wb["指标汇总"].iter_rows(min_row=5, values_only=True)}
     for key, value in api.json()["indicators"].items():
         if value["value"] is None:

@@ -17,6 +17,7 @@ from django.urls import reverse
 from django.utils import timezone
 from rest_framework.test import APIClient
 
+from accounts.tests import factories as af
 from audit.models import AuditEvent
 from subsidies import services
 from subsidies.tests import factories as sf
@@ -43,6 +44,9 @@ HOSPITAL = {"hospital": 200}
 PAYERS = {"hospital": 200, "civil": 200, "dpf": 200, "finance": 200}
 
 
+# the reason an export asks for (accounts.exports)
+EXPORT = {"reason": af.EXPORT_REASON}
+
 # (label, kind, method, url name, object key or None, own statuses, body)
 MATRIX = [
     ("reward home", "page", "get", "subsidies:home", None, {**REWARD, "finance": 200}, None),
@@ -68,6 +72,7 @@ MATRIX = [
     ("batch draw", "page", "post", "subsidies:batch-draw", None, GOV_CIVIL, {}),
     ("batch detail", "page", "get", "subsidies:batch-detail", "batch", BATCHES, None),
     ("batch export", "page", "get", "subsidies:batch-export", "batch", BATCHES, None),
+    ("batch export file", "page", "post", "subsidies:batch-export", "batch", BATCHES, EXPORT),
     (
         "batch review",
         "page",
@@ -88,6 +93,7 @@ MATRIX = [
     ("reverse", "page", "post", "subsidies:settlement-reverse", "settlement", HOSPITAL, {}),
     ("statement", "page", "get", "subsidies:statement", None, PAYERS, None),
     ("statement export", "page", "get", "subsidies:statement-export", None, PAYERS, None),
+    ("statement file", "page", "post", "subsidies:statement-export", None, PAYERS, EXPORT),
     # API
     ("api quote", "api", "post", "subsidies-api:settlement-quote", "quote", HOSPITAL, "quote"),
     (
@@ -201,6 +207,10 @@ def test_permission_matrix(client, world, objs, persona):
     user = getattr(world.users, persona, None)
     api = APIClient()
     if user is not None:
+        # every persona holds the export permission: the matrix is about
+        # roles and scope (without it an export is 403 for anyone:
+        # tests/test_exports_everywhere.py)
+        af.grant_export(user)
         sf.login(client, user)
         api.force_authenticate(user)
     mismatches = []

@@ -9,6 +9,7 @@ from django.urls import reverse
 from django.utils import timezone
 from openpyxl import load_workbook
 
+from accounts.tests import factories as af
 from patients.models import Patient
 from patients.services import patient_update
 from patients.tests import factories as pf
@@ -19,6 +20,13 @@ from subsidies.tests import factories as sf
 pytestmark = pytest.mark.django_db
 
 D = Decimal
+
+
+def export(client, user, name, *args, query=None):
+    """An export page's file: the user holds the export permission and gives a reason."""
+    af.grant_export(user)
+    sf.login(client, user)
+    return af.export(client, reverse(f"subsidies:{name}", args=args), query)
 
 
 def page(client, user, name, *args, data=None, **kwargs):
@@ -195,7 +203,7 @@ def test_batch_pages_draw_review_pay_and_export(client, world, eligible, gov_a1)
     page(client, u.finance, "batch-pay", batch.pk, data={"reference": "CZ-1"})
     batch.refresh_from_db()
     assert batch.status == "paid" and batch.paid_by == u.finance
-    response = page(client, u.finance, "batch-export", batch.pk)
+    response = export(client, u.finance, "batch-export", batch.pk)
     assert response["Content-Type"].startswith("application/vnd.openxmlformats")
     ws = load_workbook(BytesIO(b"".join(response.streaming_content))).active
     rows = list(ws.values)
@@ -209,7 +217,7 @@ def test_an_empty_batch_still_exports(client, world, policies):
     batch, _ = services.batch_draw(
         region=world.county_a, period_code="2024Q4", today=date(2025, 1, 5)
     )
-    response = page(client, world.users.civil, "batch-export", batch.pk)
+    response = export(client, world.users.civil, "batch-export", batch.pk)
     ws = load_workbook(BytesIO(b"".join(response.streaming_content))).active
     rows = list(ws.values)
     assert rows[2][0] == "序号" and rows[-1][0] == "合计" and len(rows) == 4
@@ -390,17 +398,16 @@ def test_statement_and_its_export(client, world, patients, policies):
     assert s.number in body and 'id="statement-total">100.00<' in body
     refused = client.get(reverse("subsidies:statement"), {"payer": "basic_insurance"})
     assert refused.status_code == 403
-    response = client.get(
-        reverse("subsidies:statement-export"), {"payer": "civil_affairs", "month": month}
+    response = export(
+        client, u.civil, "statement-export", query={"payer": "civil_affairs", "month": month}
     )
     ws = load_workbook(BytesIO(b"".join(response.streaming_content))).active
     rows = list(ws.values)
     assert rows[1][6] == "患者姓名" and rows[2][6] == "甲一"
     assert rows[2][7] == patients.pA1.id_number_masked
     assert rows[-1][-1] == 100
-    sf.login(client, u.finance)
-    response = client.get(
-        reverse("subsidies:statement-export"), {"payer": "finance_backstop", "month": month}
+    response = export(
+        client, u.finance, "statement-export", query={"payer": "finance_backstop", "month": month}
     )
     ws = load_workbook(BytesIO(b"".join(response.streaming_content))).active
     assert "患者姓名" not in list(ws.values)[1]

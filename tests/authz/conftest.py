@@ -40,6 +40,10 @@ def authz(world, patients):
         security_admin=af.staff("secadmin_a", Role.SECURITY_ADMIN, org.bureau_a),
         audit_admin=af.staff("auditadmin_a", Role.AUDIT_ADMIN, org.bureau_a),
     )
+    # every persona holds the export permission (granted per account by the
+    # system admin): the matrix is about roles and scope; without it every
+    # export is 403 (tests/test_exports_everywhere.py)
+    af.grant_export(*vars(users).values())
     c = world.county_c
     bureau_c = af.organisation("C卫健局", K.HEALTH_BUREAU, c)
     extra = SimpleNamespace(

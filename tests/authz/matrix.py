@@ -158,6 +158,16 @@ def everyone(status) -> dict:
     return cells(status)
 
 
+def export(get_cells: dict, **entry) -> Entry:
+    """An export page (accounts.exports.export_view): GET shows the reason
+    form, POST with a reason gives the file; the same answers for both. The
+    matrix's personas hold the export permission (tests/authz/conftest.py):
+    without it every export is 403 (tests/test_exports_everywhere.py)."""
+    return Entry(
+        {"GET": get_cells, "POST": get_cells}, body={"POST": {"reason": "季度工作核查"}}, **entry
+    )
+
+
 M = MATRIX
 
 # core ------------------------------------------------------------------------
@@ -348,7 +358,7 @@ M["patients-api:patient-detail"] = Entry(
 # follow-up pages -------------------------------------------------------------
 FOR_PATIENT = dict(kwargs={"patient_id": "patient"}, **PATIENT_PAGE)
 M["followups:overdue"] = Entry({"GET": only(200, *HEALTH)})
-M["followups:overdue-export"] = Entry({"GET": only(200, *HEALTH)})
+M["followups:overdue-export"] = export(only(200, *HEALTH))
 M["followups:not-reached"] = Entry({"POST": scoped(302, roles=HEALTH, others=403)}, **FOR_PATIENT)
 M["followups:create"] = Entry(
     {"GET": scoped(200, roles=HEALTH, others=403), "POST": scoped(200, roles=HEALTH, others=403)},
@@ -456,9 +466,7 @@ M["subsidies:batch-review"] = Entry(
     {"POST": scoped(302, roles=("governance", "civil"), scope=COUNTY_A)}, **BATCH
 )
 M["subsidies:batch-pay"] = Entry({"POST": scoped(200, roles=("finance",), scope=COUNTY_A)}, **BATCH)
-M["subsidies:batch-export"] = Entry(
-    {"GET": scoped(200, roles=BATCH_ROLES, scope=COUNTY_A)}, **BATCH
-)
+M["subsidies:batch-export"] = export(scoped(200, roles=BATCH_ROLES, scope=COUNTY_A), **BATCH)
 SETTLEMENT = dict(kwargs={"pk": "settlement"}, **PATIENT_PAGE)
 M["subsidies:settlement-list"] = Entry(
     {"GET": override(listing(roles=SETTLEMENT_ROLES, scope=COUNTY_A), civil=Rows(), dpf=Rows())},
@@ -502,7 +510,7 @@ M["subsidies:episode-settle"] = Entry(
     **EPISODE,
 )
 M["subsidies:statement"] = Entry({"GET": only(200, *SETTLEMENT_ROLES)})
-M["subsidies:statement-export"] = Entry({"GET": only(200, *SETTLEMENT_ROLES)})
+M["subsidies:statement-export"] = export(only(200, *SETTLEMENT_ROLES))
 
 # subsidies API ---------------------------------------------------------------
 M["subsidies-api:settlement-list"] = Entry(
@@ -598,16 +606,14 @@ _RUN_SEEN = {
 M["referrals:run-detail"] = Entry(
     {"GET": scoped(200, roles=tuple(_RUN_SEEN), scope=_RUN_SEEN, others=404)}, **_RUN
 )
-M["referrals:run-download"] = Entry(
-    {
-        "GET": override(
-            scoped(403, roles=tuple(_RUN_SEEN), scope=_RUN_SEEN, others=404),
-            # a township police station may not take the county's package
-            police_a=(403, 404, 404),
-            # the county governance office receives the governance package
-            governance=(403, 200, 404),
-        )
-    },
+M["referrals:run-download"] = export(
+    override(
+        scoped(403, roles=tuple(_RUN_SEEN), scope=_RUN_SEEN, others=404),
+        # a township police station may not take the county's package
+        police_a=(403, 404, 404),
+        # the county governance office receives the governance package
+        governance=(403, 200, 404),
+    ),
     **_RUN,
 )
 M["referrals:run-redeliver"] = Entry({"POST": MISSING_404}, **missing(U))
@@ -618,7 +624,7 @@ M["referrals:reconciliation-detail"] = Entry({"GET": MISSING_404}, **missing(U))
 M["referrals:reconciliation-review"] = Entry(
     {"POST": MISSING_404}, kwargs={"pk": U, "item_pk": N}, note=MISSING
 )
-M["referrals:reconciliation-high-risk"] = Entry({"GET": MISSING_404}, **missing(U))
+M["referrals:reconciliation-high-risk"] = export(MISSING_404, **missing(U))
 M["referrals:task-list"] = Entry({"GET": only(200, *EXCHANGE_ROLES)})
 M["referrals:task-resolve"] = Entry(
     {"POST": scoped(404, roles=EXCHANGE_ROLES, scope=ALL, others=403)}, **missing(U)
@@ -693,13 +699,13 @@ M["reports:patients"] = Entry(
     body={"GET": {"region": "990102001", "indicator": "risk_0"}},
     note="the patients behind a number of township A1: health staff with A1 in scope",
 )
-M["reports:export-indicators"] = Entry({"GET": only(200, *AGGREGATES, others=404)})
-M["reports:export-exchange"] = Entry({"GET": only(200, *AGGREGATES, others=404)})
+M["reports:export-indicators"] = export(only(200, *AGGREGATES, others=404))
+M["reports:export-exchange"] = export(only(200, *AGGREGATES, others=404))
 M["reports-api:indicators"] = Entry({"GET": only(200, *AGGREGATES, others=404)})
 
 # audit -----------------------------------------------------------------------
 M["audit:event-list"] = Entry({"GET": only(200, "audit_admin")})
-M["audit:unusual-list"] = Entry({"GET": only(200, "audit_admin")})
+M["audit:unusual-list"] = Entry({"GET": only(200, "audit_admin", "security_admin")})
 M["audit:breakglass-list"] = Entry({"GET": only(200, "audit_admin")})
 M["audit:breakglass-review"] = Entry(
     {"POST": scoped(302, roles=("audit_admin",), scope=COUNTY_A)},

@@ -18,6 +18,7 @@ from django.urls import reverse
 
 from accounts.roles import ROLE_INFO, role_of
 from accounts.tests import factories as af
+from audit.models import AuditEvent
 from patients.fieldsets import CLINICAL, FIELDSETS
 from tests.authz.matrix import LOGIN, Entry, Rows
 from tests.authz.objects import POSITIONS, Objects
@@ -44,6 +45,9 @@ class Answer:
     location: str
     body: str
     json: object | None
+    # ids of the patients the request wrote an audit row against (a read,
+    # a search hit, a list row …)
+    audited: frozenset[str] = frozenset()
 
 
 class Personas:
@@ -90,6 +94,7 @@ def send(client: Client, method: str, url: str, *, api: bool, body, headers) -> 
     extra = {f"HTTP_{k.upper().replace('-', '_')}": v for k, v in (headers or {}).items()}
     try:
         with transaction.atomic():
+            before = AuditEvent.objects.order_by("-id").values_list("id", flat=True).first() or 0
             if method == "GET":
                 response = client.get(url, body or {}, **extra)
             elif api:
@@ -101,6 +106,11 @@ def send(client: Client, method: str, url: str, *, api: bool, body, headers) -> 
             else:
                 response = client.generic(method, url, **extra)
             content = b"" if getattr(response, "streaming", False) else response.content
+            audited = frozenset(
+                AuditEvent.objects.filter(id__gt=before, object_type="patient").values_list(
+                    "object_id", flat=True
+                )
+            )
             transaction.set_rollback(True)
     finally:
         client.cookies = saved
@@ -111,7 +121,7 @@ def send(client: Client, method: str, url: str, *, api: bool, body, headers) -> 
         except ValueError:
             data = None
     text = content.decode("utf-8", "replace") if b"\x00" not in content[:2048] else ""
-    return Answer(response.status_code, response.get("Location", ""), text, data)
+    return Answer(response.status_code, response.get("Location", ""), text, data, audited)
 
 
 def _keys_anywhere(data, keys: set[str]) -> set[str]:
@@ -136,6 +146,7 @@ def check(
     answer: Answer,
     fieldset: str | None,
     objs: Objects,
+    method: str = "GET",
 ) -> list[str]:
     """The problems of one cell (empty when it matches)."""
     where = f"{persona} {position or '-'}"
@@ -166,6 +177,14 @@ def check(
             problems.append(f"{where}: clinical keys {sorted(leaked)} for {fieldset}")
         if entry.patient_page and answer.json is None and DIAGNOSIS_LABEL in answer.body:
             problems.append(f"{where}: the diagnosis is shown to {fieldset}")
+    if answer.status == 200 and method == "GET":
+        # every read of patient data is audited (G12): each of the world's
+        # patients whose name the answer shows has an audit row of this
+        # request against it
+        for pos, patient in objs.get("patient").items():
+            name = patient.markers[0]
+            if name in answer.body and str(patient.key) not in answer.audited:
+                problems.append(f"{where}: shows the {pos} patient without an audit row")
     if entry.payload == "patient" and answer.status in (200, 201) and answer.json is not None:
         allowed = set(FIELDSETS.get(fieldset or "", ()))
         rows = answer.json.get("results", [answer.json])

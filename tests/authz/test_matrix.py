@@ -131,6 +131,7 @@ def _run_route(name: str, route, entry: Entry, ctx, personas: Personas) -> list[
                         answer=answer,
                         fieldset=personas.fieldset(persona),
                         objs=objs,
+                        method=method,
                     ):
                         problems.append(f"{name} {method} {problem}")
         transaction.set_rollback(True)
