@@ -26,8 +26,9 @@ from simple_history.utils import bulk_create_with_history
 
 from accounts.models import OrganisationKind
 from core import notify
+from core.bulk import foreign_keys_checked_at_end
 from followups import rules
-from followups.models import Alert, AlertRecipient, FollowUp
+from followups.models import Alert, AlertRecipient, FollowUp, NotificationDelivery
 from followups.services.alerts import lost_episode, overdue_episode
 from patients import rules as patient_rules
 from patients.models import Incident, Patient
@@ -786,6 +787,39 @@ def seed(ctx) -> None:
         s.patient(p)
     out = s.out
     simulated = _time.monotonic()
+    with foreign_keys_checked_at_end(
+        Incident,
+        FollowUp,
+        Alert,
+        AlertRecipient,
+        NotificationDelivery,
+        AlertRecipient.history.model,
+    ):
+        _write(out)
+    if connection.vendor != "postgresql":
+        _set_latest_sqlite(out.patients)
+    else:
+        _set_latest_postgres(out.patients)
+    with connection.cursor() as cur:
+        # fresh statistics for the stages and pages that read these tables next
+        # (autovacuum cannot see rows before the seed commits)
+        for table in (
+            "followups_followup",
+            "followups_alert",
+            "followups_alertrecipient",
+            "patients_patient",
+            "patients_historicalpatient",
+            "patients_incident",
+        ):
+            cur.execute(f"ANALYZE {table}")
+    ctx.log(
+        f"    {len(out.followups)} follow-ups, {len(out.incidents)} incidents, "
+        f"{len(out.alerts)} alerts, {len(out.recipients)} alert recipients "
+        f"(simulated in {simulated - started:.1f}s, written in {_time.monotonic() - simulated:.1f}s)"
+    )
+
+
+def _write(out: Out) -> None:
     # incidents first (alerts point at them), with their history rows
     bulk_create_with_history(
         out.incidents, Incident, batch_size=2000, default_change_reason="seed_demo"
@@ -829,26 +863,6 @@ def seed(ctx) -> None:
             "SELECT id, %s, created_at FROM followups_alertrecipient",
             [channel],
         )
-    if connection.vendor != "postgresql":
-        _set_latest_sqlite(out.patients)
-    else:
-        _set_latest_postgres(out.patients)
-    with connection.cursor() as cur:
-        # fresh statistics for the stages and pages that read these tables next
-        # (autovacuum cannot see rows before the seed commits)
-        for table in (
-            "followups_followup",
-            "followups_alert",
-            "followups_alertrecipient",
-            "patients_patient",
-            "patients_incident",
-        ):
-            cur.execute(f"ANALYZE {table}")
-    ctx.log(
-        f"    {len(out.followups)} follow-ups, {len(out.incidents)} incidents, "
-        f"{len(out.alerts)} alerts, {len(out.recipients)} alert recipients "
-        f"(simulated in {simulated - started:.1f}s, written in {_time.monotonic() - simulated:.1f}s)"
-    )
 
 
 def _sqlite_converters(table: str, columns: list[str]):

@@ -9,7 +9,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from accounts.models import OrganisationKind
-from core.bulk import copy_insert
+from core.bulk import copy_insert, foreign_keys_checked_at_end
 from patients import rules
 from patients.models import (
     AssistantGuardian,
@@ -172,9 +172,15 @@ def seed(ctx) -> None:
                     "phone": _phone(rng),
                 }
             )
-    copy_insert(Patient, patients, with_history=True, reason="seed_demo")
-    copy_insert(Guardian, guardians, with_history=True, reason="seed_demo")
-    copy_insert(AssistantGuardian, assistants, with_history=True, reason="seed_demo")
+    with foreign_keys_checked_at_end(Patient, Guardian, AssistantGuardian, CareTeamMember):
+        copy_insert(Patient, patients, with_history=True, reason="seed_demo")
+        copy_insert(Guardian, guardians, with_history=True, reason="seed_demo")
+        copy_insert(AssistantGuardian, assistants, with_history=True, reason="seed_demo")
+        _care_team(rng, patients)
+    ctx.log(f"    {len(patients)} patients, {len(assistants)} assistant guardians")
+
+
+def _care_team(rng, patients) -> None:
     # a care team for the first patients (九管一)
     team = []
     for p in patients[: min(len(patients), 200)]:
@@ -182,4 +188,3 @@ def seed(ctx) -> None:
         team.append({"patient_id": p["id"], "role": CareRole.POLICE, "name": "社区民警"})
         team.append({"patient_id": p["id"], "role": CareRole.GRID_WORKER, "name": _name(rng)})
     copy_insert(CareTeamMember, team, with_history=True, reason="seed_demo")
-    ctx.log(f"    {len(patients)} patients, {len(assistants)} assistant guardians")
