@@ -26,7 +26,7 @@ from simple_history.utils import bulk_create_with_history
 
 from accounts.models import OrganisationKind
 from core import notify
-from core.bulk import foreign_keys_checked_at_end
+from core.bulk import bulk_load
 from followups import rules
 from followups.models import Alert, AlertRecipient, FollowUp, NotificationDelivery
 from followups.services.alerts import lost_episode, overdue_episode
@@ -787,19 +787,20 @@ def seed(ctx) -> None:
         s.patient(p)
     out = s.out
     simulated = _time.monotonic()
-    with foreign_keys_checked_at_end(
+    with bulk_load(
         Incident,
         FollowUp,
         Alert,
         AlertRecipient,
         NotificationDelivery,
         AlertRecipient.history.model,
+        Patient,  # its indexes: the latest state below rewrites every row
     ):
         _write(out)
-    if connection.vendor != "postgresql":
-        _set_latest_sqlite(out.patients)
-    else:
-        _set_latest_postgres(out.patients)
+        if connection.vendor != "postgresql":
+            _set_latest_sqlite(out.patients)
+        else:
+            _set_latest_postgres(out.patients)
     with connection.cursor() as cur:
         # fresh statistics for the stages and pages that read these tables next
         # (autovacuum cannot see rows before the seed commits)

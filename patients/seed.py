@@ -9,7 +9,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from accounts.models import OrganisationKind
-from core.bulk import copy_insert, foreign_keys_checked_at_end
+from core.bulk import bulk_load, copy_insert
 from patients import rules
 from patients.models import (
     AssistantGuardian,
@@ -172,7 +172,13 @@ def seed(ctx) -> None:
                     "phone": _phone(rng),
                 }
             )
-    with foreign_keys_checked_at_end(Patient, Guardian, AssistantGuardian, CareTeamMember):
+    with bulk_load(
+        Patient,
+        Guardian,
+        AssistantGuardian,
+        CareTeamMember,
+        *(m.history.model for m in (Patient, Guardian, AssistantGuardian, CareTeamMember)),
+    ):
         copy_insert(Patient, patients, with_history=True, reason="seed_demo")
         copy_insert(Guardian, guardians, with_history=True, reason="seed_demo")
         copy_insert(AssistantGuardian, assistants, with_history=True, reason="seed_demo")
