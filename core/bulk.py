@@ -103,11 +103,15 @@ def copy_insert(
     with_history: bool = False,
     reason: str = "",
     user_id: int | None = None,
+    history_values: list[dict] | None = None,
 ) -> int:
     """Insert ``rows`` (dicts) into ``model``'s table; returns the count.
 
     Primary keys must be given for UUID-keyed models (so callers can refer
     to the rows); auto-increment keys are left to the database.
+    ``history_values`` (one dict per row, by ``attname``) gives the history
+    rows other values of some columns than the records: a record written
+    with its later state keeps the state it was created with in its "+" row.
     """
     pk = model._meta.pk
     auto_pk = pk.get_internal_type().endswith("AutoField")
@@ -145,8 +149,24 @@ def copy_insert(
             }
             picks = [(at[c], None) if c in at else (None, tail[c]) for c in hcolumns]
             hvalues = [[v[i] if i is not None else t for i, t in picks] for v in values]
+            if history_values is not None:
+                _override(model, hcolumns, hvalues, history_values[start : start + CHUNK])
             _write(table, hcolumns, hvalues)
     return len(rows)
+
+
+def _override(model, hcolumns, hvalues, overrides: list[dict]) -> None:
+    conn = connections[DEFAULT_DB_ALIAS]
+    fields = {f.attname: f for f in _concrete(model.history.model)}
+    plan = []
+    for attname in overrides[0] if overrides else ():
+        field = fields[attname]
+        prep = _preparer(field, conn)
+        plan.append((attname, hcolumns.index(field.column), prep))
+    for row, values in zip(hvalues, overrides, strict=True):
+        for attname, index, prep in plan:
+            value = values[attname]
+            row[index] = prep(value) if prep is not None else value
 
 
 def _history_plan(model):

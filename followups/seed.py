@@ -773,19 +773,46 @@ def _rows_as_lines(rows, columns=None):
         yield "\t".join(_t(v) for v in values)
 
 
-def seed(ctx) -> None:
+def simulate(ctx, patients: list[dict]) -> dict:
+    """Simulate the history of ``patients`` (dicts with the register's
+    columns; patients.seed calls this before it writes them, so each row is
+    written once with its latest state). The rows to write wait in
+    ``ctx.data`` for this stage; returns patient id → (risk level,
+    classification, last follow-up date, next due date, in hospital, status
+    changed at or None)."""
     started = _time.monotonic()
     s = Seeder(ctx)
-    patients = list(
-        Patient.objects.filter(region__path__startswith=ctx.data["county"].path)
-        .order_by("id_number_index")
-        .values("id", "status", "registered_on", "region_id", "managing_organisation_id")
-    )
-    for p in patients:
+    for row in sorted(patients, key=lambda p: p["id_number_index"]):
+        p = {key: row[key] for key in _SIMULATED_FROM}
         p["risk"] = None
         p["sid"] = str(p["id"])
         s.patient(p)
-    out = s.out
+    ctx.data[_SIMULATED] = (s.out, _time.monotonic() - started)
+    return {uuid.UUID(sid): rest for sid, *rest in s.out.patients}
+
+
+_SIMULATED = "followups.simulated"
+_SIMULATED_FROM = ("id", "status", "registered_on", "region_id", "managing_organisation_id")
+
+
+def seed(ctx) -> None:
+    started = _time.monotonic()
+    latest_written = _SIMULATED in ctx.data
+    if latest_written:  # simulated by patients.seed, in this same run
+        out, seconds = ctx.data.pop(_SIMULATED)
+        started -= seconds
+    else:  # a run resumed after the patients stage: simulate from the table
+        s = Seeder(ctx)
+        patients = list(
+            Patient.objects.filter(region__path__startswith=ctx.data["county"].path)
+            .order_by("id_number_index")
+            .values(*_SIMULATED_FROM)
+        )
+        for p in patients:
+            p["risk"] = None
+            p["sid"] = str(p["id"])
+            s.patient(p)
+        out = s.out
     simulated = _time.monotonic()
     with bulk_load(
         Incident,
@@ -794,13 +821,14 @@ def seed(ctx) -> None:
         AlertRecipient,
         NotificationDelivery,
         AlertRecipient.history.model,
-        Patient,  # its indexes: the latest state below rewrites every row
     ):
         _write(out)
-        if connection.vendor != "postgresql":
-            _set_latest_sqlite(out.patients)
-        else:
-            _set_latest_postgres(out.patients)
+    if not latest_written:
+        with bulk_load(Patient):  # its indexes: every row is rewritten
+            if connection.vendor != "postgresql":
+                _set_latest_sqlite(out.patients)
+            else:
+                _set_latest_postgres(out.patients)
     with connection.cursor() as cur:
         # fresh statistics for the stages and pages that read these tables next
         # (autovacuum cannot see rows before the seed commits)

@@ -124,3 +124,27 @@ def test_seeded_records_carry_their_creation_in_the_history(settings, tmp_path):
     assert AlertRecipient.history.filter(history_type="+").count() == (
         AlertRecipient.objects.count()
     )
+
+
+def test_a_run_resumed_after_the_patients_stage_still_gives_their_latest_state(
+    monkeypatch, settings, tmp_path
+):
+    """Normally the patients are written once with their simulated latest
+    state; when the follow-up stage runs on its own (a run that stopped
+    after the patients stage), it reads them back and updates them."""
+    from core import seeding
+    from core.seeding import SeedContext, run
+
+    settings.VAR_DIR = tmp_path
+    monkeypatch.setattr(seeding, "STAGES", ["accounts.seed", "patients.seed"])
+    run(SeedContext(patients=300, townships=4))
+    assert not Patient.objects.exclude(last_followup_date=None).exists()
+    monkeypatch.setattr(seeding, "STAGES", ["accounts.seed", "patients.seed", "followups.seed"])
+    assert run(SeedContext(patients=300, townships=4)) == ["followups.seed"]
+    latest = {}
+    for f in FollowUp.objects.filter(outcome="completed").order_by("visit_date", "created_at"):
+        latest[f.patient_id] = (f.risk_level, f.visit_date)
+    active = Patient.objects.filter(status="active")
+    assert active.exclude(last_followup_date=None).count() > active.count() // 2
+    for p in active:
+        assert (p.risk_level, p.last_followup_date) == latest.get(p.pk, (None, None))
