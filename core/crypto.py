@@ -36,7 +36,13 @@ def _keys(spec: tuple[str, ...]) -> tuple[tuple[str, AESGCM], ...]:
 def _dev_key() -> str:
     # Development default only (production.py requires real keys): derived
     # from SECRET_KEY so a demo database stays readable across restarts.
-    digest = hashlib.sha256(("field-key:" + settings.SECRET_KEY).encode()).digest()
+    return _dev_key_from(settings.SECRET_KEY)
+
+
+@lru_cache(maxsize=8)
+def _dev_key_from(secret: str) -> str:
+    # once per secret: keyring() runs for every value read or written
+    digest = hashlib.sha256(("field-key:" + secret).encode()).digest()
     return "dev:" + base64.b64encode(digest).decode()
 
 
