@@ -10,6 +10,9 @@ building model instances, which dominates bulk_create's cost.
 ``with_history=True`` also writes the django-simple-history "+" row of each
 insert (same values, ``history_change_reason``), so seeded records show their
 creation in the history tab like any other.
+
+``bulk_load`` wraps a large load on PostgreSQL: foreign keys and indexes of
+the loaded tables are checked and built once at the end instead of per row.
 """
 
 from __future__ import annotations
@@ -134,7 +137,7 @@ def copy_insert(
         _write(model._meta.db_table, columns, values)
         if history is not None:
             # the history rows carry the values just prepared (encrypted once)
-            table, hcolumns, extra = history
+            table, hcolumns = history
             at = {c: i for i, c in enumerate(columns)}
             now = timezone.now()
             if connection.vendor != "postgresql":
@@ -182,7 +185,7 @@ def _history_plan(model):
         if f.column not in own and f.column not in extra:
             raise ValueError(f"{history_model.__name__}.{f.name} has no value in a seeded row")
         columns.append(f.column)
-    return history_model._meta.db_table, columns, extra
+    return history_model._meta.db_table, columns
 
 
 def allocate_ids(model, n: int) -> list[int]:
@@ -214,7 +217,9 @@ def bulk_load(*models):
     names and definitions, when the block ends: adding a constraint checks
     every row in one set-based statement (a violation still aborts the
     transaction), and an index is built by one sort. No-op on other
-    databases and outside a transaction.
+    databases and outside a transaction. An error inside the block must
+    end the transaction (as it does in ``transaction.atomic``): the drops
+    are undone with it.
     """
     if connection.vendor != "postgresql" or not connection.in_atomic_block:
         yield
