@@ -26,8 +26,9 @@ from simple_history.utils import bulk_create_with_history
 
 from accounts.models import OrganisationKind
 from core import notify
+from core.bulk import bulk_load
 from followups import rules
-from followups.models import Alert, AlertRecipient, FollowUp
+from followups.models import Alert, AlertRecipient, FollowUp, NotificationDelivery
 from followups.services.alerts import lost_episode, overdue_episode
 from patients import rules as patient_rules
 from patients.models import Incident, Patient
@@ -772,20 +773,82 @@ def _rows_as_lines(rows, columns=None):
         yield "\t".join(_t(v) for v in values)
 
 
-def seed(ctx) -> None:
+def simulate(ctx, patients: list[dict]) -> dict:
+    """Simulate the history of ``patients`` (dicts with the register's
+    columns; patients.seed calls this before it writes them, so each row is
+    written once with its latest state). The rows to write wait in
+    ``ctx.data`` for this stage; returns patient id → (risk level,
+    classification, last follow-up date, next due date, in hospital, status
+    changed at or None)."""
     started = _time.monotonic()
     s = Seeder(ctx)
-    patients = list(
-        Patient.objects.filter(region__path__startswith=ctx.data["county"].path)
-        .order_by("id_number_index")
-        .values("id", "status", "registered_on", "region_id", "managing_organisation_id")
-    )
-    for p in patients:
+    for row in sorted(patients, key=lambda p: p["id_number_index"]):
+        p = {key: row[key] for key in _SIMULATED_FROM}
         p["risk"] = None
         p["sid"] = str(p["id"])
         s.patient(p)
-    out = s.out
+    ctx.data[_SIMULATED] = (s.out, _time.monotonic() - started)
+    return {uuid.UUID(sid): rest for sid, *rest in s.out.patients}
+
+
+_SIMULATED = "followups.simulated"
+_SIMULATED_FROM = ("id", "status", "registered_on", "region_id", "managing_organisation_id")
+
+
+def seed(ctx) -> None:
+    started = _time.monotonic()
+    latest_written = _SIMULATED in ctx.data
+    if latest_written:  # simulated by patients.seed, in this same run
+        out, seconds = ctx.data.pop(_SIMULATED)
+        started -= seconds
+    else:  # a run resumed after the patients stage: simulate from the table
+        s = Seeder(ctx)
+        patients = list(
+            Patient.objects.filter(region__path__startswith=ctx.data["county"].path)
+            .order_by("id_number_index")
+            .values(*_SIMULATED_FROM)
+        )
+        for p in patients:
+            p["risk"] = None
+            p["sid"] = str(p["id"])
+            s.patient(p)
+        out = s.out
     simulated = _time.monotonic()
+    with bulk_load(
+        Incident,
+        FollowUp,
+        Alert,
+        AlertRecipient,
+        NotificationDelivery,
+        AlertRecipient.history.model,
+    ):
+        _write(out)
+    if not latest_written:
+        with bulk_load(Patient):  # its indexes: every row is rewritten
+            if connection.vendor != "postgresql":
+                _set_latest_sqlite(out.patients)
+            else:
+                _set_latest_postgres(out.patients)
+    with connection.cursor() as cur:
+        # fresh statistics for the stages and pages that read these tables next
+        # (autovacuum cannot see rows before the seed commits)
+        for table in (
+            "followups_followup",
+            "followups_alert",
+            "followups_alertrecipient",
+            "patients_patient",
+            "patients_historicalpatient",
+            "patients_incident",
+        ):
+            cur.execute(f"ANALYZE {table}")
+    ctx.log(
+        f"    {len(out.followups)} follow-ups, {len(out.incidents)} incidents, "
+        f"{len(out.alerts)} alerts, {len(out.recipients)} alert recipients "
+        f"(simulated in {simulated - started:.1f}s, written in {_time.monotonic() - simulated:.1f}s)"
+    )
+
+
+def _write(out: Out) -> None:
     # incidents first (alerts point at them), with their history rows
     bulk_create_with_history(
         out.incidents, Incident, batch_size=2000, default_change_reason="seed_demo"
@@ -829,26 +892,6 @@ def seed(ctx) -> None:
             "SELECT id, %s, created_at FROM followups_alertrecipient",
             [channel],
         )
-    if connection.vendor != "postgresql":
-        _set_latest_sqlite(out.patients)
-    else:
-        _set_latest_postgres(out.patients)
-    with connection.cursor() as cur:
-        # fresh statistics for the stages and pages that read these tables next
-        # (autovacuum cannot see rows before the seed commits)
-        for table in (
-            "followups_followup",
-            "followups_alert",
-            "followups_alertrecipient",
-            "patients_patient",
-            "patients_incident",
-        ):
-            cur.execute(f"ANALYZE {table}")
-    ctx.log(
-        f"    {len(out.followups)} follow-ups, {len(out.incidents)} incidents, "
-        f"{len(out.alerts)} alerts, {len(out.recipients)} alert recipients "
-        f"(simulated in {simulated - started:.1f}s, written in {_time.monotonic() - simulated:.1f}s)"
-    )
 
 
 def _sqlite_converters(table: str, columns: list[str]):

@@ -9,7 +9,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from accounts.models import OrganisationKind
-from core.bulk import copy_insert
+from core.bulk import bulk_load, copy_insert
 from patients import rules
 from patients.models import (
     AssistantGuardian,
@@ -150,6 +150,11 @@ def seed(ctx) -> None:
             if poverty != Poverty.NONE
             else EconomicStatus.NOT_POOR,
             "supplement_filled_on": registered,
+            # the registration's latest state (followups.seed fills it)
+            "risk_level": None,
+            "classification": "",
+            "last_followup_date": None,
+            "in_hospital": False,
         }
         patients.append(p)
         guardians.append(
@@ -172,14 +177,75 @@ def seed(ctx) -> None:
                     "phone": _phone(rng),
                 }
             )
-    copy_insert(Patient, patients, with_history=True, reason="seed_demo")
-    copy_insert(Guardian, guardians, with_history=True, reason="seed_demo")
-    copy_insert(AssistantGuardian, assistants, with_history=True, reason="seed_demo")
+    team = _care_team(rng, patients)
+    # The follow-up history is simulated now (the same random sequence as in
+    # its own stage), so each patient row is written once with its latest
+    # state; the history's "+" row keeps the registration (see copy_insert).
+    registration = _with_latest_state(ctx, patients)
+    with bulk_load(
+        Patient,
+        Guardian,
+        AssistantGuardian,
+        CareTeamMember,
+        *(m.history.model for m in (Patient, Guardian, AssistantGuardian, CareTeamMember)),
+    ):
+        copy_insert(
+            Patient,
+            patients,
+            with_history=True,
+            reason="seed_demo",
+            history_values=registration,
+        )
+        copy_insert(Guardian, guardians, with_history=True, reason="seed_demo")
+        copy_insert(AssistantGuardian, assistants, with_history=True, reason="seed_demo")
+        copy_insert(CareTeamMember, team, with_history=True, reason="seed_demo")
+    ctx.log(f"    {len(patients)} patients, {len(assistants)} assistant guardians")
+
+
+def _with_latest_state(ctx, patients: list[dict]) -> list[dict] | None:
+    """Run the follow-up stage's simulation (when that stage is in the
+    pipeline) and put each patient's latest state into its row; returns the
+    registration values of those columns, for the history rows."""
+    from core import seeding
+
+    if "followups.seed" not in seeding.STAGES:
+        return None
+    from followups import seed as followups_seed
+
+    latest = followups_seed.simulate(ctx, patients)
+    registration = []
+    for p in patients:
+        registration.append({key: p[key] for key in LATEST_KEYS})
+        if p["id"] not in latest:  # not followed up (refused): as registered
+            continue
+        risk, classification, last, due, in_hospital, changed = latest[p["id"]]
+        p.update(
+            risk_level=risk,
+            classification=classification,
+            last_followup_date=last,
+            next_followup_due=due,
+            in_hospital=in_hospital,
+        )
+        if changed is not None:
+            p["status_changed_at"] = changed
+    return registration
+
+
+LATEST_KEYS = (
+    "risk_level",
+    "classification",
+    "last_followup_date",
+    "next_followup_due",
+    "in_hospital",
+    "status_changed_at",
+)
+
+
+def _care_team(rng, patients) -> list[dict]:
     # a care team for the first patients (九管一)
     team = []
     for p in patients[: min(len(patients), 200)]:
         team.append({"patient_id": p["id"], "role": CareRole.DOCTOR, "name": "精防医生"})
         team.append({"patient_id": p["id"], "role": CareRole.POLICE, "name": "社区民警"})
         team.append({"patient_id": p["id"], "role": CareRole.GRID_WORKER, "name": _name(rng)})
-    copy_insert(CareTeamMember, team, with_history=True, reason="seed_demo")
-    ctx.log(f"    {len(patients)} patients, {len(assistants)} assistant guardians")
+    return team

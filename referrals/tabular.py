@@ -11,11 +11,15 @@ import csv
 import hashlib
 import io
 import json
+import re
+import zipfile
 from collections.abc import Iterable
 from datetime import date, datetime
+from decimal import Decimal
+from xml.sax.saxutils import escape as xml_escape
 
 from django.utils.translation import gettext_lazy as _
-from openpyxl import Workbook, load_workbook
+from openpyxl import load_workbook
 from openpyxl.utils.exceptions import InvalidFileException
 
 ERR_UNREADABLE = _("无法读取该文件，请上传 Excel（.xlsx）或 CSV 文件。")
@@ -183,25 +187,99 @@ def stream_csv(columns, rows: Iterable[dict], out) -> None:
 
 
 def stream_xlsx(columns, rows: Iterable[dict], out, *, sheet_title: str = "数据") -> None:
-    """openpyxl's write-only mode: rows go to a temporary file as they come,
-    then into the ZIP written to ``out``; ID-like cells are text (``@``)."""
-    from openpyxl.cell import WriteOnlyCell
-
-    wb = Workbook(write_only=True)
-    ws = wb.create_sheet(sheet_title)
-    ws.append([header for _key, header in columns])
+    """A one-sheet workbook written as it comes: the sheet's XML goes straight
+    into the ZIP entry (``out`` needs no seeking), strings inline, ID-like
+    cells styled as text (``@``). Written by hand rather than with
+    openpyxl's write-only mode, which costs about a second per 30,000 rows
+    (a county's package)."""
     keys = [key for key, _header in columns]
-    for row in rows:
-        cells = []
-        for key in keys:
-            if key in TEXT_KEYS:
-                cell = WriteOnlyCell(ws, value=_plain(row[key]))
-                cell.number_format = "@"
-                cells.append(cell)
-            else:
-                cells.append(_plain(row[key]))
-        ws.append(cells)
-    wb.save(out)
+    letters = [_column_letter(i) for i in range(len(keys))]
+    styles = [' s="1"' if key in TEXT_KEYS else "" for key in keys]
+    with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        for name, text in _xlsx_parts(sheet_title).items():
+            zf.writestr(name, text)
+        with zf.open("xl/worksheets/sheet1.xml", "w") as raw:
+            sheet = io.BufferedWriter(raw, buffer_size=1 << 16)
+            sheet.write(_SHEET_HEAD)
+            header = "".join(
+                _xlsx_cell(f"{letters[i]}1", "", text) for i, (_k, text) in enumerate(columns)
+            )
+            sheet.write(f'<row r="1">{header}</row>'.encode())
+            n = 1
+            for row in rows:
+                n += 1
+                cells = "".join(
+                    _xlsx_cell(f"{letters[i]}{n}", styles[i], _plain(row[key]))
+                    for i, key in enumerate(keys)
+                )
+                sheet.write(f'<row r="{n}">{cells}</row>'.encode())
+            sheet.write(b"</sheetData></worksheet>")
+            sheet.flush()
+
+
+_ILLEGAL_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f]")
+
+
+def _xlsx_cell(ref: str, style: str, value) -> str:
+    if value is None or value == "":
+        return ""
+    if isinstance(value, int | float | Decimal) and not isinstance(value, bool):
+        return f'<c r="{ref}"{style}><v>{value}</v></c>'
+    text = _ILLEGAL_XML.sub("", xml_escape(str(value)))
+    space = ' xml:space="preserve"' if text != text.strip() else ""
+    return f'<c r="{ref}"{style} t="inlineStr"><is><t{space}>{text}</t></is></c>'
+
+
+def _column_letter(index: int) -> str:
+    name = ""
+    index += 1
+    while index:
+        index, rem = divmod(index - 1, 26)
+        name = chr(65 + rem) + name
+    return name
+
+
+_SHEET_HEAD = (
+    b'<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n'
+    b'<worksheet xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main"><sheetData>'
+)
+
+
+def _xlsx_parts(sheet_title: str) -> dict[str, str]:
+    head = '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n'
+    main = "http://schemas.openxmlformats.org/spreadsheetml/2006/main"
+    rel = "http://schemas.openxmlformats.org/officeDocument/2006/relationships"
+    pkg = "http://schemas.openxmlformats.org/package/2006/relationships"
+    ct = "application/vnd.openxmlformats-officedocument.spreadsheetml"
+    title = xml_escape(sheet_title[:31], {'"': "&quot;"})
+    return {
+        "[Content_Types].xml": head
+        + '<Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types">'
+        '<Default Extension="rels" ContentType="application/vnd.openxmlformats-package.'
+        'relationships+xml"/><Default Extension="xml" ContentType="application/xml"/>'
+        f'<Override PartName="/xl/workbook.xml" ContentType="{ct}.sheet.main+xml"/>'
+        f'<Override PartName="/xl/worksheets/sheet1.xml" ContentType="{ct}.worksheet+xml"/>'
+        f'<Override PartName="/xl/styles.xml" ContentType="{ct}.styles+xml"/></Types>',
+        "_rels/.rels": head + f'<Relationships xmlns="{pkg}"><Relationship Id="rId1" '
+        f'Type="{rel}/officeDocument" Target="xl/workbook.xml"/></Relationships>',
+        "xl/workbook.xml": head + f'<workbook xmlns="{main}" xmlns:r="{rel}"><sheets>'
+        f'<sheet name="{title}" sheetId="1" r:id="rId1"/></sheets></workbook>',
+        "xl/_rels/workbook.xml.rels": head + f'<Relationships xmlns="{pkg}">'
+        f'<Relationship Id="rId1" Type="{rel}/worksheet" Target="worksheets/sheet1.xml"/>'
+        f'<Relationship Id="rId2" Type="{rel}/styles" Target="styles.xml"/></Relationships>',
+        # style 0: general; style 1: text (built-in number format 49, "@")
+        "xl/styles.xml": head + f'<styleSheet xmlns="{main}">'
+        '<fonts count="1"><font><sz val="11"/><name val="Calibri"/></font></fonts>'
+        '<fills count="2"><fill><patternFill patternType="none"/></fill>'
+        '<fill><patternFill patternType="gray125"/></fill></fills>'
+        '<borders count="1"><border><left/><right/><top/><bottom/><diagonal/></border></borders>'
+        '<cellStyleXfs count="1"><xf numFmtId="0" fontId="0" fillId="0" borderId="0"/>'
+        '</cellStyleXfs><cellXfs count="2">'
+        '<xf numFmtId="0" fontId="0" fillId="0" borderId="0" xfId="0"/>'
+        '<xf numFmtId="49" fontId="0" fillId="0" borderId="0" xfId="0" applyNumberFormat="1"/>'
+        '</cellXfs><cellStyles count="1"><cellStyle name="Normal" xfId="0" builtinId="0"/>'
+        "</cellStyles></styleSheet>",
+    }
 
 
 def stream_json(columns, rows: Iterable[dict], out) -> None:
