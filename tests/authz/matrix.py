@@ -186,8 +186,9 @@ M["accounts:logout"] = Entry({"POST": cells(302)})
 M["accounts:no-role"] = Entry({"GET": cells(403)}, note="only for accounts without a role")
 M["accounts:password-change"] = Entry({"GET": cells(200), "POST": cells(200)})
 M["accounts:mfa-setup"] = Entry(
-    {"GET": only(302, *ADMINS, others=200)},
-    note="the 三员 already have a confirmed device: sent to verify",
+    {"GET": only(302, *ADMINS, others=200), "POST": only(302, *ADMINS, others=200)},
+    note="the 三员 already have a confirmed device: sent to verify; an empty code "
+    "gets the form back",
 )
 M["accounts:mfa-verify"] = Entry({"GET": cells(302), "POST": cells(302)})
 M["accounts:staff-list"] = Entry({"GET": only(200, "admin", "security_admin")})
@@ -229,7 +230,15 @@ M["accounts:account-request-reject"] = Entry(
     kwargs={"pk": "account_request"},
     note="an empty POST gets the form back: a rejection needs a reason",
 )
-for _name in ("staff-deactivate", "staff-reactivate", "staff-export"):
+M["accounts:staff-deactivate"] = Entry(
+    {
+        "GET": scoped(200, roles=("admin",), scope=COUNTY_A),
+        "POST": scoped(302, roles=("admin",), scope=COUNTY_A),
+    },
+    note="GET asks for confirmation",
+    **STAFF_A,
+)
+for _name in ("staff-reactivate", "staff-export"):
     M[f"accounts:{_name}"] = Entry(
         {"POST": scoped(302, roles=("admin",), scope=COUNTY_A)}, **STAFF_A
     )
@@ -293,9 +302,10 @@ M["accounts-api:organisation-detail"] = Entry(
 # patients pages --------------------------------------------------------------
 PATIENT = dict(kwargs={"pk": "patient"}, **PATIENT_PAGE)
 M["patients:list"] = Entry(
-    {"GET": listing(others=Rows())},
+    {"GET": listing(others=Rows()), "POST": listing(others=Rows())},
     rows="patient",
-    note="roles without patients get an empty list",
+    note="roles without patients get an empty list; the search form POSTs (no "
+    "search term in a URL)",
     **PATIENT_PAGE,
 )
 M["patients:create"] = Entry({"GET": only(200, *HEALTH), "POST": only(400, *HEALTH)})
@@ -575,8 +585,9 @@ M["referrals:rehab-list"] = Entry({"GET": only(200, *REFERRERS)})
 M["referrals:rehab-create"] = Entry(
     {"GET": only(200, "hospital", "civil", "dpf"), "POST": only(200, "hospital", "civil", "dpf")}
 )
-for _name in ("rehab-detail", "rehab-edit", "rehab-enrol", "rehab-session-create"):
-    M[f"referrals:{_name}"] = Entry({"GET": MISSING_404}, **missing(N))
+M["referrals:rehab-detail"] = Entry({"GET": MISSING_404}, **missing(N))
+for _name in ("rehab-edit", "rehab-enrol", "rehab-session-create"):
+    M[f"referrals:{_name}"] = Entry({"GET": MISSING_404, "POST": MISSING_404}, **missing(N))
 M["referrals:rehab-enrolment-end"] = Entry({"POST": MISSING_404}, **missing(U))
 M["referrals:rehab-green-channel"] = Entry({"GET": MISSING_404, "POST": MISSING_404}, **missing(U))
 M["referrals:clue-list"] = Entry({"GET": only(200, *CLUE_ROLES)})
@@ -589,8 +600,8 @@ M["referrals:import-template"] = Entry({"GET": only(200, *HEALTH)})
 M["referrals:import-detail"] = Entry({"GET": MISSING_404}, **missing(U))
 M["referrals:exchange-home"] = Entry({"GET": only(200, *EXCHANGE_ROLES)})
 M["referrals:partner-create"] = Entry({"GET": only(200, "admin"), "POST": only(200, "admin")})
-for _name in ("partner-detail", "partner-edit"):
-    M[f"referrals:{_name}"] = Entry({"GET": MISSING_404}, **missing(N))
+M["referrals:partner-detail"] = Entry({"GET": MISSING_404}, **missing(N))
+M["referrals:partner-edit"] = Entry({"GET": MISSING_404, "POST": MISSING_404}, **missing(N))
 for _name in ("partner-key", "partner-build"):
     M[f"referrals:{_name}"] = Entry({"POST": MISSING_404}, **missing(N))
 # exchange runs: own = county A's police package (received by the county
