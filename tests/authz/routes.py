@@ -21,7 +21,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from django.conf import settings
-
 from django.urls import URLPattern, URLResolver, get_resolver
 
 # Methods every view answers the same way (HEAD is GET without a body, OPTIONS
