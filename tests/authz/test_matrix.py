@@ -149,6 +149,7 @@ def _run_route(name: str, route, entry: Entry, ctx, personas: Personas) -> list[
                         fieldset=personas.fieldset(persona),
                         objs=objs,
                         method=method,
+                        group=personas.group(persona),
                     ):
                         problems.append(f"{name} {method} {problem}")
         transaction.set_rollback(True)
