@@ -16,7 +16,7 @@ from django.utils.formats import date_format
 from django.utils.http import url_has_allowed_host_and_scheme, urlencode
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import pgettext_lazy
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_otp import login as otp_login
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
@@ -113,11 +113,13 @@ class LoginView(auth_views.LoginView):
     redirect_authenticated_user = True
 
 
+@require_GET
 def no_role(request):
     """An account without a role (or with two) reaches nothing."""
     return render(request, "accounts/no_role.html", status=403)
 
 
+@require_http_methods(["GET", "POST"])
 def password_change(request):
     """Change one's own password (required when due or after a reset)."""
     form = PasswordChangeForm(request.POST or None, user=request.user)
@@ -140,6 +142,7 @@ def password_change(request):
     )
 
 
+@require_http_methods(["GET", "POST"])
 def mfa_setup(request):
     """Enrol a TOTP authenticator: scan the QR code, confirm with a code."""
     user = request.user
@@ -183,6 +186,7 @@ def mfa_setup(request):
     )
 
 
+@require_http_methods(["GET", "POST"])
 def mfa_verify(request):
     """The second step of signing in: the code from the authenticator."""
     user = request.user
@@ -227,6 +231,7 @@ def _query_next(request) -> str:
 # --- account management (system admin; security admin reads) -----------------------
 
 
+@require_GET
 @role_required(ADMIN, SECURITY)
 def staff_list(request):
     organisations = selectors.organisations_managed_by(request.user)
@@ -305,6 +310,7 @@ def _staff_detail_context(request, target, **forms):
     return context
 
 
+@require_GET
 @role_required(ADMIN, SECURITY)
 def staff_detail(request, pk):
     target = selectors.staff_get_for(request.user, pk)
@@ -320,6 +326,7 @@ def _half_page(request, req: AccountRequest, half: str, *, approver: bool):
     )
 
 
+@require_http_methods(["GET", "POST"])
 @role_required(ADMIN)
 def staff_create(request):
     """The system admin asks for a new account; a security admin authorises
@@ -371,6 +378,7 @@ def staff_change(request, pk):
     return render(request, "accounts/staff_detail.html", context, status=400)
 
 
+@require_http_methods(["GET", "POST"])
 @role_required(ADMIN)
 def staff_password_reset(request, pk):
     """GET asks; POST requests a new password: the system admin gets its
@@ -423,6 +431,7 @@ def _run(request, action, *, success, redirect_to):
     return redirect(redirect_to)
 
 
+@require_http_methods(["GET", "POST"])
 @role_required(ADMIN)
 def staff_deactivate(request, pk):
     """GET asks for confirmation; POST disables the account."""
@@ -470,6 +479,7 @@ def staff_export(request, pk):
     )
 
 
+@require_http_methods(["GET", "POST"])
 @role_required(SECURITY)
 def staff_mfa_reset(request, pk):
     target = selectors.staff_get_for(request.user, pk)
@@ -496,6 +506,7 @@ def staff_mfa_reset(request, pk):
 # --- two-person rule: account requests ----------------------------------------------
 
 
+@require_GET
 @role_required(ADMIN, SECURITY)
 def account_request_list(request):
     """The queue: the security admin authorises or rejects the system
@@ -531,6 +542,7 @@ def _request_summary(req: AccountRequest) -> str:
     return _("将账号 %(username)s 调整为 %(organisation)s · %(role)s") % values
 
 
+@require_http_methods(["GET", "POST"])
 @role_required(SECURITY)
 def account_request_approve(request, pk):
     """GET asks; POST authorises. A new account or a reset shows the
@@ -561,6 +573,7 @@ def account_request_approve(request, pk):
     return redirect(back)
 
 
+@require_http_methods(["GET", "POST"])
 @role_required(SECURITY)
 def account_request_reject(request, pk):
     """GET shows the form; POST rejects with a reason."""
@@ -590,6 +603,7 @@ def account_request_reject(request, pk):
 # --- security admin: lockouts and partner keys ---------------------------------------
 
 
+@require_GET
 @role_required(SECURITY)
 def lockout_list(request):
     rows = list(selectors.lockout_list_for(request.user))
@@ -619,6 +633,7 @@ def _custodian_for(username: str):
     )
 
 
+@require_http_methods(["GET", "POST"])
 @role_required(SECURITY, ADMIN)
 def apikey_list(request):
     """Partner keys: the security admin requests them (naming a custodian),
@@ -692,11 +707,13 @@ def _apikey_decision(request, pk, *, approve: bool):
     )
 
 
+@require_http_methods(["GET", "POST"])
 @role_required(ADMIN)
 def apikey_approve(request, pk):
     return _apikey_decision(request, pk, approve=True)
 
 
+@require_http_methods(["GET", "POST"])
 @role_required(ADMIN)
 def apikey_reject(request, pk):
     return _apikey_decision(request, pk, approve=False)
@@ -708,6 +725,7 @@ def _not_admin_class(request) -> None:
         raise PermissionDenied
 
 
+@require_GET
 def apikey_mine(request):
     """The keys this user is custodian of: approved ones to collect, and
     the ones collected."""
@@ -719,6 +737,7 @@ def apikey_mine(request):
     return render(request, "accounts/apikey_mine.html", {"rows": rows})
 
 
+@require_http_methods(["GET", "POST"])
 def apikey_collect(request, pk):
     """GET asks; POST makes the secret and shows it this once."""
     _not_admin_class(request)
@@ -745,6 +764,7 @@ def apikey_collect(request, pk):
     return render(request, "accounts/apikey_created.html", {"api_key": api_key, "key": key})
 
 
+@require_http_methods(["GET", "POST"])
 @role_required(SECURITY)
 def apikey_revoke(request, pk):
     api_key = selectors.apikey_get_for(request.user, pk)
@@ -769,6 +789,7 @@ def apikey_revoke(request, pk):
 # --- break the glass ---------------------------------------------------------------------
 
 
+@require_http_methods(["GET", "POST"])
 @role_required(*HEALTH_ROLES)
 def breakglass_request(request):
     """Ask for 3 hours of read access to a patient outside one's scope."""

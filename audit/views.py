@@ -5,7 +5,7 @@ from django.core.paginator import Paginator
 from django.http import Http404
 from django.shortcuts import redirect, render
 from django.utils.translation import gettext_lazy as _
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_GET, require_POST
 
 from accounts import selectors as account_selectors
 from accounts import services as account_services
@@ -29,6 +29,7 @@ def _query_without_page(request) -> str:
     return params.urlencode()
 
 
+@require_GET
 @role_required(AUDIT)
 def event_list(request):
     """The audit log with filters (actor, action, date, object) and pages."""
@@ -43,6 +44,7 @@ def event_list(request):
     )
 
 
+@require_GET
 @role_required(AUDIT, Role.SECURITY_ADMIN)
 def unusual_list(request):
     """Accounts flagged for opening unusually many patients in a day: the
@@ -54,6 +56,7 @@ def unusual_list(request):
     return render(request, "audit/unusual_list.html", {"page": page, "query": "", "tab": "unusual"})
 
 
+@require_GET
 @role_required(AUDIT)
 def breakglass_list(request):
     """Break-the-glass grants to review, with how often each was used."""
@@ -90,6 +93,7 @@ def breakglass_review(request, pk):
     return redirect("audit:breakglass-list")
 
 
+@require_GET
 def patient_access(request, pk):
     """Who saw this record: for the staff who manage the patient (their
     health centre, the county hospital); anyone else gets 404."""

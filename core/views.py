@@ -8,12 +8,14 @@ from django.db import connection
 from django.http import JsonResponse
 from django.shortcuts import redirect
 from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET, require_safe
 
 log = logging.getLogger(__name__)
 
 
 @login_not_required
 @never_cache
+@require_safe
 def healthz(request):
     """200 when the database and the broker answer, 503 otherwise."""
     checks = {}
@@ -44,6 +46,7 @@ def _broker_status() -> str:
         return "down"
 
 
+@require_GET
 def home(request):
     """``/``: send each user to the home page of their role."""
     from accounts.roles import home_url_for

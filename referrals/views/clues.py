@@ -7,7 +7,7 @@ from django.core.exceptions import PermissionDenied
 from django.db.models import Q
 from django.shortcuts import redirect, render
 from django.utils.translation import gettext_lazy as _
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from accounts.models import OrganisationKind, Region, RegionLevel
 from accounts.roles import MANAGE_PATIENTS, VIEW_PATIENTS
@@ -26,6 +26,7 @@ from referrals.views.common import (
 )
 
 
+@require_GET
 def clue_list(request):
     user = request.user
     require(sel.can_report_clue(user))
@@ -58,6 +59,7 @@ def _regions(user, perm=VIEW_PATIENTS, levels=(RegionLevel.TOWNSHIP, RegionLevel
     ).order_by("code")
 
 
+@require_http_methods(["GET", "POST"])
 def clue_create(request):
     user = request.user
     require(sel.can_report_clue(user))
@@ -77,6 +79,7 @@ def clue_create(request):
     )
 
 
+@require_GET
 def clue_detail(request, pk):
     user = request.user
     clue = sel.clue_get_for_user(user=user, pk=pk, request=request)
@@ -96,6 +99,7 @@ def clue_detail(request, pk):
     )
 
 
+@require_http_methods(["GET", "POST"])
 def clue_confirm(request, pk):
     """Diagnosis review confirmed: register the patient from the clue."""
     user = request.user

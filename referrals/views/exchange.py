@@ -11,7 +11,7 @@ from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
-from django.views.decorators.http import require_http_methods, require_POST
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from openpyxl import Workbook
 
 from accounts.exports import export_reason, export_view
@@ -34,6 +34,7 @@ from referrals.views.common import (
 )
 
 
+@require_GET
 def exchange_home(request):
     user = request.user
     require(sel.can_use_exchange(user))
@@ -66,6 +67,7 @@ def _receiving_organisations(user):
     )
 
 
+@require_http_methods(["GET", "POST"])
 def partner_create(request):
     user = request.user
     require(sel.can_manage_partners(user))
@@ -87,6 +89,7 @@ def partner_create(request):
     )
 
 
+@require_GET
 def partner_detail(request, pk):
     user = request.user
     partner = sel.exchange_partner_get_for_user(user=user, pk=pk, request=request)
@@ -104,6 +107,7 @@ def partner_detail(request, pk):
     )
 
 
+@require_http_methods(["GET", "POST"])
 def partner_edit(request, pk):
     user = request.user
     partner = sel.exchange_partner_get_for_user(user=user, pk=pk, manage=True, request=request)
@@ -156,6 +160,7 @@ def partner_build(request, pk):
     return redirect("referrals:run-detail", run.pk)
 
 
+@require_GET
 def run_detail(request, pk):
     user = request.user
     run = sel.exchange_run_get_for_user(user=user, pk=pk, request=request)
@@ -200,6 +205,7 @@ def run_redeliver(request, pk):
     return redirect("referrals:run-detail", pk)
 
 
+@require_http_methods(["GET", "POST"])
 def reconciliation_create(request):
     user = request.user
     partners = sel.reconcile_partners_for(user)
@@ -239,6 +245,7 @@ OUTCOME_TABS = (
 )
 
 
+@require_GET
 def reconciliation_detail(request, pk):
     user = request.user
     run = sel.reconciliation_get_for_user(user=user, pk=pk, request=request)
@@ -364,6 +371,7 @@ def reconciliation_high_risk_export(request, pk):
     return response
 
 
+@require_GET
 def task_list(request):
     user = request.user
     require(sel.can_use_exchange(user) or sel.can_report_clue(user))

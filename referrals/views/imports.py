@@ -6,6 +6,7 @@ from django.contrib import messages
 from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.utils.translation import gettext_lazy as _
+from django.views.decorators.http import require_GET, require_http_methods
 
 from core.errors import DomainError
 from referrals import forms, roster
@@ -16,6 +17,7 @@ from referrals.views.common import area_tabs, domain_error_to_form, paginate, re
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 
+@require_http_methods(["GET", "POST"])
 def import_home(request):
     user = request.user
     require(sel.can_import_roster(user))
@@ -45,6 +47,7 @@ def import_home(request):
     )
 
 
+@require_GET
 def import_template(request):
     require(sel.can_import_roster(request.user))
     response = HttpResponse(roster.template_workbook(), content_type=XLSX)
@@ -52,6 +55,7 @@ def import_template(request):
     return response
 
 
+@require_GET
 def import_detail(request, pk):
     user = request.user
     imp = sel.roster_import_get_for_user(user=user, pk=pk, request=request)

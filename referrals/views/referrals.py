@@ -7,7 +7,7 @@ from django.core.exceptions import PermissionDenied
 from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from core.errors import DomainError
 from patients.selectors import can_manage_patient, patient_get_for_user, patient_list_visible_to
@@ -28,6 +28,7 @@ from referrals.views.common import (
 BOXES = (("incoming", _("收到的")), ("outgoing", _("发出的")), ("all", _("全部")))
 
 
+@require_GET
 def inbox(request):
     """Both ends in one place: what came in (to accept), what went out."""
     user = request.user
@@ -114,6 +115,7 @@ def _prefill_discharge(user, patient) -> dict:
     }
 
 
+@require_http_methods(["GET", "POST"])
 def referral_create(request):
     """Send a referral of one kind for one patient (chosen by search)."""
     user = request.user
@@ -186,6 +188,7 @@ def _is_hospital(user) -> bool:
     return org is not None and org.kind == OrganisationKind.SPECIALIST_HOSPITAL
 
 
+@require_GET
 def referral_detail(request, pk):
     user = request.user
     referral = sel.referral_get_for_user(user=user, pk=pk, request=request)

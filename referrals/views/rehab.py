@@ -8,7 +8,7 @@ from django.db.models import Count, Q
 from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from accounts.models import Region, RegionLevel
 from accounts.selectors import organisation_of
@@ -23,6 +23,7 @@ from referrals.views.common import area_tabs, domain_error_to_form, paginate, re
 from referrals.views.referrals import _patient_choices
 
 
+@require_GET
 def rehab_list(request):
     user = request.user
     require(sel.can_use_referrals(user))
@@ -51,6 +52,7 @@ def _institution_regions(user):
     ).order_by("code")
 
 
+@require_http_methods(["GET", "POST"])
 def rehab_institution_create(request):
     user = request.user
     require(sel.can_manage_rehab(user))
@@ -70,6 +72,7 @@ def rehab_institution_create(request):
     )
 
 
+@require_http_methods(["GET", "POST"])
 def rehab_institution_edit(request, pk):
     user = request.user
     institution = sel.rehab_institution_get_for_user(user=user, pk=pk, request=request)
@@ -105,6 +108,7 @@ def rehab_institution_edit(request, pk):
     )
 
 
+@require_GET
 def rehab_institution_detail(request, pk):
     user = request.user
     institution = sel.rehab_institution_get_for_user(user=user, pk=pk, request=request)
@@ -141,6 +145,7 @@ def rehab_institution_detail(request, pk):
     )
 
 
+@require_http_methods(["GET", "POST"])
 def rehab_enrol(request, pk):
     user = request.user
     institution = sel.rehab_institution_get_for_user(user=user, pk=pk, request=request)
@@ -181,6 +186,7 @@ def rehab_enrol(request, pk):
     )
 
 
+@require_http_methods(["GET", "POST"])
 def rehab_session_create(request, pk):
     user = request.user
     institution = sel.rehab_institution_get_for_user(user=user, pk=pk, request=request)
@@ -230,6 +236,7 @@ def rehab_enrolment_end(request, pk):
     return redirect("referrals:rehab-detail", enrolment.institution_id)
 
 
+@require_http_methods(["GET", "POST"])
 def rehab_green_channel_view(request, pk):
     """Relapse during rehab: straight back to hospital."""
     user = request.user

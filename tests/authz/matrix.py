@@ -15,6 +15,15 @@ Payloads: ``payload="patient"`` means every 200/201 JSON patient has exactly
 the keys of ``patients.fieldsets.FIELDSETS[<persona's fieldset>]``; every
 JSON answer to a non-health persona is scanned for clinical keys, and
 ``patient_page`` pages must not show a non-health persona the diagnosis.
+``fields={group: keys}`` is the allowlist of every other JSON answer that
+carries patient-related data (G3): each object of a 200/201 answer (each
+row of a paginated list) has exactly the keys of the persona's group, its
+patient field set (``health``, ``police``, ``governance``, ``civil_affairs``,
+``disabled_federation``) or, for roles without one, its role (``finance``,
+``official`` …); a group the entry does not name may not get a 200 with
+data at all. The sets are literals on purpose: a key added to a serializer
+fails the matrix until it is added here, consciously. Personas without a
+patient field set are also scanned for identity keys anywhere in the tree.
 
 POST cells send ``body`` (empty by default); an allowed role then gets the
 form back with its errors (200), a DRF 400, or the action's redirect (302).
@@ -65,6 +74,7 @@ class Entry:
     rows: str | None = None  # object kind whose markers Rows cells look for
     body: dict = field(default_factory=dict)  # method → request body
     payload: str | None = None  # "patient": check the field set of JSON payloads
+    fields: dict = field(default_factory=dict)  # group → the JSON objects' exact keys
     patient_page: bool = False  # a page about patients: no diagnosis for non-health
     note: str = ""
 
@@ -170,6 +180,70 @@ def export(get_cells: dict, **entry) -> Entry:
 
 M = MATRIX
 
+
+def keys(text: str) -> frozenset[str]:
+    return frozenset(text.split())
+
+
+def fields(key_set: frozenset[str], *groups: str) -> dict:
+    """The same allowlist for each of ``groups`` (see ``Entry.fields``)."""
+    return dict.fromkeys(groups, key_set)
+
+
+# --- allowlists of the JSON that carries patient-related data (G3) -------------
+# literal on purpose: a serializer's new key fails the matrix until added here
+HEALTH_GROUP = "health"
+FOLLOWUP_KEYS = keys(
+    """id patient organisation recorded_by visit_date mode outcome lost_reason death_date
+    death_cause death_cause_detail risk_level dangerous_behaviours insight sleep diet
+    self_care housework work learning social symptoms symptoms_other lock_status
+    hospitalization last_discharge_date lab_tests medication_compliance adverse_reaction
+    adverse_reaction_detail adverse_reaction_serious treatment_effect referral_suggested
+    referral_reason referred_to rehab_measures rehab_measures_other medications
+    medication_guidance classification suggested_classification
+    classification_override_reason next_due_date suggested_next_due_date contacts
+    idempotency_key version created_at"""
+)
+ALERT_KEYS = keys(
+    """id kind patient followup incident referral organisation risk_level status
+    alert_status raised_at due_by acknowledged_at acknowledged_by resolved_at resolved_by
+    note escalated"""
+)
+SETTLEMENT_FINANCE_KEYS = keys(
+    """id number kind hospital region episode admission_date discharge_date case_number
+    policy policy_version total_cost in_scope_cost out_of_scope_cost patient_pays lines
+    reverses settled_on created_at"""
+)
+# finance pays without knowing whom for: no patient key
+SETTLEMENT_FIELDS = {
+    **fields(
+        SETTLEMENT_FINANCE_KEYS | {"patient"}, HEALTH_GROUP, "civil_affairs", "disabled_federation"
+    ),
+    "finance": SETTLEMENT_FINANCE_KEYS,
+}
+AWARD_KEYS = keys(
+    """id number patient region source status policy guardian_name guardian_relation
+    applied_on active_from valid_until notice_until stop_from ended_on end_reason
+    reapply_from"""
+)
+AWARD_GROUPS = (HEALTH_GROUP, "governance", "civil_affairs")
+BATCH_KEYS = keys(
+    """id number region period period_start period_end status total line_count lines
+    drawn_at reviewed_at paid_at payment_reference"""
+)
+REFERRAL_KEYS = keys(
+    """id kind status patient patient_name from_organisation from_organisation_name
+    to_organisation to_organisation_name to_region to_address reason patient_consent
+    guardian_consent consent_date green_channel discharge_date discharge_sheet accept_by
+    complete_by status_changed_at created_at events"""
+)
+RUN_KEYS = keys(
+    "id kind partner partner_name period status rows sha256 attempts delivered_at created_at"
+)
+INDICATOR_KEYS = keys(
+    "region region_name level period statistics_date source final computed_at indicators"
+)
+
 # core ------------------------------------------------------------------------
 M["home"] = Entry({"GET": cells(302)}, note="redirects each role to its home page")
 M["healthz"] = Entry({"GET": cells(200, anonymous=200)}, note="login_not_required")
@@ -186,8 +260,9 @@ M["accounts:logout"] = Entry({"POST": cells(302)})
 M["accounts:no-role"] = Entry({"GET": cells(403)}, note="only for accounts without a role")
 M["accounts:password-change"] = Entry({"GET": cells(200), "POST": cells(200)})
 M["accounts:mfa-setup"] = Entry(
-    {"GET": only(302, *ADMINS, others=200)},
-    note="the 三员 already have a confirmed device: sent to verify",
+    {"GET": only(302, *ADMINS, others=200), "POST": only(302, *ADMINS, others=200)},
+    note="the 三员 already have a confirmed device: sent to verify; an empty code "
+    "gets the form back",
 )
 M["accounts:mfa-verify"] = Entry({"GET": cells(302), "POST": cells(302)})
 M["accounts:staff-list"] = Entry({"GET": only(200, "admin", "security_admin")})
@@ -229,7 +304,15 @@ M["accounts:account-request-reject"] = Entry(
     kwargs={"pk": "account_request"},
     note="an empty POST gets the form back: a rejection needs a reason",
 )
-for _name in ("staff-deactivate", "staff-reactivate", "staff-export"):
+M["accounts:staff-deactivate"] = Entry(
+    {
+        "GET": scoped(200, roles=("admin",), scope=COUNTY_A),
+        "POST": scoped(302, roles=("admin",), scope=COUNTY_A),
+    },
+    note="GET asks for confirmation",
+    **STAFF_A,
+)
+for _name in ("staff-reactivate", "staff-export"):
     M[f"accounts:{_name}"] = Entry(
         {"POST": scoped(302, roles=("admin",), scope=COUNTY_A)}, **STAFF_A
     )
@@ -293,9 +376,10 @@ M["accounts-api:organisation-detail"] = Entry(
 # patients pages --------------------------------------------------------------
 PATIENT = dict(kwargs={"pk": "patient"}, **PATIENT_PAGE)
 M["patients:list"] = Entry(
-    {"GET": listing(others=Rows())},
+    {"GET": listing(others=Rows()), "POST": listing(others=Rows())},
     rows="patient",
-    note="roles without patients get an empty list",
+    note="roles without patients get an empty list; the search form POSTs (no "
+    "search term in a URL)",
     **PATIENT_PAGE,
 )
 M["patients:create"] = Entry({"GET": only(200, *HEALTH), "POST": only(400, *HEALTH)})
@@ -382,7 +466,9 @@ M["followups:incident-create"] = Entry(
 
 # follow-ups API --------------------------------------------------------------
 M["followups-api:followup-list"] = Entry(
-    {"GET": listing(roles=HEALTH, others=403), "POST": only(400, *HEALTH)}, rows="followup"
+    {"GET": listing(roles=HEALTH, others=403), "POST": only(400, *HEALTH)},
+    rows="followup",
+    fields=fields(FOLLOWUP_KEYS, HEALTH_GROUP),
 )
 M["followups-api:followup-detail"] = Entry(
     {
@@ -390,6 +476,7 @@ M["followups-api:followup-detail"] = Entry(
         "PATCH": scoped(428, roles=HEALTH, others=403),
     },
     kwargs={"id": "followup"},
+    fields=fields(FOLLOWUP_KEYS, HEALTH_GROUP),
 )
 
 # alerts: the world's risk alerts go to the patient's township police station
@@ -406,10 +493,12 @@ M["alerts:resolve"] = Entry(
     },
     **ALERT,
 )
+# the alerts' recipients: police stations and governance offices
+ALERT_FIELDS = fields(ALERT_KEYS, "police", "governance")
 M["followups-api:alert-list"] = Entry(
-    {"GET": listing(roles=PERSONAS[:-1], scope=ALERT_SCOPE)}, rows="alert"
+    {"GET": listing(roles=PERSONAS[:-1], scope=ALERT_SCOPE)}, rows="alert", fields=ALERT_FIELDS
 )
-ALERT_API = {"kwargs": {"id": "alert"}}
+ALERT_API = {"kwargs": {"id": "alert"}, "fields": ALERT_FIELDS}
 M["followups-api:alert-detail"] = Entry(
     {"GET": scoped(200, roles=PERSONAS, scope=ALERT_SCOPE)}, **ALERT_API
 )
@@ -516,20 +605,29 @@ M["subsidies:statement-export"] = export(only(200, *SETTLEMENT_ROLES))
 M["subsidies-api:settlement-list"] = Entry(
     {"GET": listing(roles=SETTLEMENT_ROLES, scope=COUNTY_A), "POST": only(400, "hospital")},
     rows="settlement",
+    fields=SETTLEMENT_FIELDS,
 )
 M["subsidies-api:settlement-quote"] = Entry({"POST": only(400, "hospital")})
 M["subsidies-api:settlement-detail"] = Entry(
-    {"GET": scoped(200, roles=SETTLEMENT_ROLES, scope=COUNTY_A)}, kwargs={"pk": "settlement"}
+    {"GET": scoped(200, roles=SETTLEMENT_ROLES, scope=COUNTY_A)},
+    kwargs={"pk": "settlement"},
+    fields=SETTLEMENT_FIELDS,
 )
 M["subsidies-api:reward-award-list"] = Entry(
-    {"GET": listing(roles=AWARD_ROLES, scope=AWARD_SCOPE)}, rows="award"
+    {"GET": listing(roles=AWARD_ROLES, scope=AWARD_SCOPE)},
+    rows="award",
+    fields=fields(AWARD_KEYS, *AWARD_GROUPS),
 )
 M["subsidies-api:reward-award-detail"] = Entry(
-    {"GET": scoped(200, roles=AWARD_ROLES, scope=AWARD_SCOPE)}, kwargs={"pk": "award"}
+    {"GET": scoped(200, roles=AWARD_ROLES, scope=AWARD_SCOPE)},
+    kwargs={"pk": "award"},
+    fields=fields(AWARD_KEYS | {"events"}, *AWARD_GROUPS),
 )
 M["subsidies-api:reward-batch-list"] = Entry({"GET": only(200, *BATCH_ROLES)})
 M["subsidies-api:reward-batch-detail"] = Entry(
-    {"GET": scoped(200, roles=BATCH_ROLES, scope=COUNTY_A)}, kwargs={"pk": "batch"}
+    {"GET": scoped(200, roles=BATCH_ROLES, scope=COUNTY_A)},
+    kwargs={"pk": "batch"},
+    fields=fields(BATCH_KEYS, "governance", "civil_affairs", "finance"),
 )
 
 # referrals pages -------------------------------------------------------------
@@ -575,8 +673,9 @@ M["referrals:rehab-list"] = Entry({"GET": only(200, *REFERRERS)})
 M["referrals:rehab-create"] = Entry(
     {"GET": only(200, "hospital", "civil", "dpf"), "POST": only(200, "hospital", "civil", "dpf")}
 )
-for _name in ("rehab-detail", "rehab-edit", "rehab-enrol", "rehab-session-create"):
-    M[f"referrals:{_name}"] = Entry({"GET": MISSING_404}, **missing(N))
+M["referrals:rehab-detail"] = Entry({"GET": MISSING_404}, **missing(N))
+for _name in ("rehab-edit", "rehab-enrol", "rehab-session-create"):
+    M[f"referrals:{_name}"] = Entry({"GET": MISSING_404, "POST": MISSING_404}, **missing(N))
 M["referrals:rehab-enrolment-end"] = Entry({"POST": MISSING_404}, **missing(U))
 M["referrals:rehab-green-channel"] = Entry({"GET": MISSING_404, "POST": MISSING_404}, **missing(U))
 M["referrals:clue-list"] = Entry({"GET": only(200, *CLUE_ROLES)})
@@ -589,8 +688,8 @@ M["referrals:import-template"] = Entry({"GET": only(200, *HEALTH)})
 M["referrals:import-detail"] = Entry({"GET": MISSING_404}, **missing(U))
 M["referrals:exchange-home"] = Entry({"GET": only(200, *EXCHANGE_ROLES)})
 M["referrals:partner-create"] = Entry({"GET": only(200, "admin"), "POST": only(200, "admin")})
-for _name in ("partner-detail", "partner-edit"):
-    M[f"referrals:{_name}"] = Entry({"GET": MISSING_404}, **missing(N))
+M["referrals:partner-detail"] = Entry({"GET": MISSING_404}, **missing(N))
+M["referrals:partner-edit"] = Entry({"GET": MISSING_404, "POST": MISSING_404}, **missing(N))
 for _name in ("partner-key", "partner-build"):
     M[f"referrals:{_name}"] = Entry({"POST": MISSING_404}, **missing(N))
 # exchange runs: own = county A's police package (received by the county
@@ -639,7 +738,9 @@ M["referrals-api:referral-list"] = Entry(
 REFERRAL_API = {"kwargs": {"pk": "referral"}}
 API_OTHERS = dict.fromkeys(("civil", "dpf"), (404,) * 3)
 M["referrals-api:referral-detail"] = Entry(
-    {"GET": override(_referral(200, 200, others=403), **API_OTHERS)}, **REFERRAL_API
+    {"GET": override(_referral(200, 200, others=403), **API_OTHERS)},
+    fields=fields(REFERRAL_KEYS, HEALTH_GROUP),
+    **REFERRAL_API,
 )
 for _name, _sender, _receiver in (
     ("accept", 403, 200),
@@ -672,6 +773,7 @@ M["referrals-api:exchange-run-detail"] = Entry(
             },
         )
     },
+    fields=fields(RUN_KEYS, HEALTH_GROUP, "police", "governance", "admin"),
     **_RUN,
 )
 M["referrals-api:reconciliation-list"] = Entry(
@@ -701,7 +803,18 @@ M["reports:patients"] = Entry(
 )
 M["reports:export-indicators"] = export(only(200, *AGGREGATES, others=404))
 M["reports:export-exchange"] = export(only(200, *AGGREGATES, others=404))
-M["reports-api:indicators"] = Entry({"GET": only(200, *AGGREGATES, others=404)})
+M["reports-api:indicators"] = Entry(
+    {"GET": only(200, *AGGREGATES, others=404)},
+    fields=fields(
+        INDICATOR_KEYS,
+        HEALTH_GROUP,
+        "governance",
+        "civil_affairs",
+        "disabled_federation",
+        "finance",
+        "official",
+    ),
+)
 
 # audit -----------------------------------------------------------------------
 M["audit:event-list"] = Entry({"GET": only(200, "audit_admin")})

@@ -34,6 +34,21 @@ CLINICAL_KEYS = (set(CLINICAL) - set(FIELDSETS["police"])) | {
     "adverse_reaction_detail",
     "lab_tests",
 }
+# Keys that identify a patient: none reaches a persona without a patient
+# field set (finance, officials, the 三员) anywhere in its JSON tree.
+IDENTITY_KEYS = {
+    "patient",
+    "patient_name",
+    "id_number",
+    "id_type",
+    "birth_date",
+    "gender",
+    "address",
+    "phone",
+    "guardian",
+    "guardian_name",
+    "household_address",
+}
 # Label of the world's patients' diagnosis (schizophrenia): absent from every
 # page about a patient shown to a non-health persona.
 DIAGNOSIS_LABEL = "精神分裂症"
@@ -74,6 +89,16 @@ class Personas:
             return None
         role = role_of(getattr(self.users, persona))
         return ROLE_INFO[role].fieldset if role else None
+
+    def group(self, persona: str) -> str:
+        """The key of ``Entry.fields``: the patient field set, or the role
+        for roles without one."""
+        if persona == "anonymous":
+            return "anonymous"
+        fieldset = self.fieldset(persona)
+        if fieldset:
+            return fieldset
+        return str(role_of(getattr(self.users, persona)))
 
 
 def url_for(route: Route, entry: Entry, objs: Objects, position: str | None) -> str:
@@ -136,6 +161,24 @@ def _keys_anywhere(data, keys: set[str]) -> set[str]:
     return found
 
 
+def _field_problems(fields: dict, group: str, data: dict, where: str) -> list[str]:
+    """Each object of the answer (each row of a page) has exactly the keys
+    the entry allows the group."""
+    rows = data["results"] if isinstance(data.get("results"), list) else [data]
+    if not rows:
+        return []
+    if group not in fields:
+        return [f"{where}: {len(rows)} object(s) for {group}, which has no field set here"]
+    allowed = set(fields[group])
+    for row in rows:
+        if set(row) != allowed:
+            return [
+                f"{where}: keys extra {sorted(set(row) - allowed)}, "
+                f"missing {sorted(allowed - set(row))} for {group}"
+            ]
+    return []
+
+
 def check(
     *,
     entry: Entry,
@@ -147,6 +190,7 @@ def check(
     fieldset: str | None,
     objs: Objects,
     method: str = "GET",
+    group: str = "",
 ) -> list[str]:
     """The problems of one cell (empty when it matches)."""
     where = f"{persona} {position or '-'}"
@@ -177,6 +221,12 @@ def check(
             problems.append(f"{where}: clinical keys {sorted(leaked)} for {fieldset}")
         if entry.patient_page and answer.json is None and DIAGNOSIS_LABEL in answer.body:
             problems.append(f"{where}: the diagnosis is shown to {fieldset}")
+    if answer.status in (200, 201) and fieldset is None:
+        leaked = _keys_anywhere(answer.json, IDENTITY_KEYS)
+        if leaked:
+            problems.append(f"{where}: identity keys {sorted(leaked)} for {group}")
+    if entry.fields and answer.status in (200, 201) and isinstance(answer.json, dict):
+        problems += _field_problems(entry.fields, group, answer.json, where)
     if answer.status == 200 and method == "GET":
         # every read of patient data is audited (G12): each of the world's
         # patients whose name the answer shows has an audit row of this

@@ -60,7 +60,24 @@ def test_no_matrix_entry_names_a_route_that_is_gone():
     assert sorted(set(MATRIX) - routes) == []
 
 
-def test_class_based_routes_have_a_cell_for_every_method():
+def test_every_project_function_view_declares_its_methods():
+    """A function view of the project says which methods it accepts with
+    ``require_http_methods`` / ``require_GET`` / ``require_POST`` /
+    ``require_safe``: otherwise it answers any method, and nothing proves
+    the matrix has a cell for each."""
+    undeclared = [
+        f"{name} ({r.view})"
+        for name, r in _routes().items()
+        if r.function and r.project and r.methods is None
+    ]
+    assert undeclared == []
+
+
+def test_every_route_has_a_cell_for_every_method_it_accepts():
+    """The matrix names exactly the methods each view accepts (class-based
+    views' handlers, viewset actions, function views' declared methods);
+    only a third-party function view, which declares none, is taken from
+    the matrix as it stands."""
     problems = []
     for name, route in _routes().items():
         entry = MATRIX.get(name)
@@ -132,6 +149,7 @@ def _run_route(name: str, route, entry: Entry, ctx, personas: Personas) -> list[
                         fieldset=personas.fieldset(persona),
                         objs=objs,
                         method=method,
+                        group=personas.group(persona),
                     ):
                         problems.append(f"{name} {method} {problem}")
         transaction.set_rollback(True)
@@ -172,3 +190,69 @@ def test_django_admin_is_for_the_admin_role_only_and_shows_no_patient_data(authz
             if shown:
                 problems.append(f"{persona}: the admin index offers {shown}")
     assert problems == []
+
+
+# the methods tried on a route that does not accept them, in this order
+UNACCEPTED = ("PUT", "DELETE", "PATCH", "POST")
+NOT_ALLOWED = (403, 404, LOGIN)
+
+
+def _allowed_cell(route, cells) -> tuple[str, str | None] | None:
+    """A persona and data position this method's cell lets through; one the
+    route serves (a page, a list, a form's errors) before one it redirects
+    (the login page sends a signed-in user home whatever the method)."""
+    found = []
+    for persona in PERSONAS:
+        cell = cells[persona]
+        expected_cells = cell if route.kwargs else (cell,)
+        positions = POSITIONS if route.kwargs else (None,)
+        for position, expected in zip(positions, expected_cells, strict=True):
+            if expected not in NOT_ALLOWED:
+                found.append((expected == 302, persona, position))
+    if not found:
+        return None
+    _redirect, persona, position = min(found, key=lambda f: f[0])
+    return persona, position
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db
+def test_a_method_the_view_does_not_accept_answers_405(authz):
+    """One method per route that its view does not accept, sent by a persona
+    the route lets in (preferring one allowed to write, so that a write
+    permission check does not hide the answer): 405. Routes no persona may
+    use (every cell 403/404) and third-party views that declare no methods
+    are left out."""
+    personas = Personas(authz.users, PERSONAS)
+    problems: list[str] = []
+    tried = 0
+    with transaction.atomic():
+        objs = Objects(authz)
+        for name, route in _routes().items():
+            entry = MATRIX.get(name)
+            if entry is None or route.methods is None:
+                continue
+            method = next(m for m in UNACCEPTED if m not in route.methods)
+            ordered = sorted(entry.methods, key=lambda m: m == "GET")  # writes first
+            chosen = None
+            for accepted in ordered:
+                chosen = _allowed_cell(route, entry.methods[accepted])
+                if chosen is not None:
+                    break
+            if chosen is None:
+                continue
+            persona, position = chosen
+            try:
+                url = url_for(route, entry, objs, position)
+            except RuntimeError as exc:
+                problems.append(f"{name}: {exc}")
+                continue
+            answer = send(
+                personas.client(persona), method, url, api=route.is_api, body=None, headers=None
+            )
+            tried += 1
+            if answer.status != 405:
+                problems.append(f"{name} {method} as {persona}: {answer.status}, expected 405")
+        transaction.set_rollback(True)
+    assert tried > 100, f"only {tried} routes tried"
+    assert problems == [], "\n".join(problems)
