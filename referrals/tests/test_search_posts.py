@@ -43,9 +43,12 @@ def test_referral_patient_search_posts_its_term(world, patients):
         assert f"?kind=upward&amp;patient={patients.pA1.pk}" in body  # the pick link
         assert f'value="{term}"' in body  # the term stays in the box
         assert_term_in_no_url(response, term)
-    assert AuditEvent.objects.filter(
-        action="patient.search", actor=world.users.doctor_a, detail__results=1
-    ).count() == 2
+    assert (
+        AuditEvent.objects.filter(
+            action="patient.search", actor=world.users.doctor_a, detail__results=1
+        ).count()
+        == 2
+    )
     assert AuditEvent.objects.filter(
         action="patient.list", actor=world.users.doctor_a, object_id=str(patients.pA1.pk)
     ).exists()
