@@ -1006,12 +1006,23 @@ def incident_create(request):
     patient = None
     if patient_id:
         patient = patient_get_for_user(user=user, pk=patient_id, request=request)
-    results, term = [], (request.GET.get("q") or "").strip()
+    # the search's term travels in the POST body only, never in a URL
+    # (SECURITY.md → no personal data in URLs)
+    results, term = [], (request.POST.get("q") or "").strip()
     if patient is None and term:
         qs = patient_search(patient_list_visible_to(user=user), term).order_by("name", "pk")
         results = list(qs[:PATIENT_SEARCH_LIMIT])
-        patient_record_search(user=user, term=term, count=len(results), request=request)
-    form = IncidentForm(request.POST or None, initial={"occurred_on": timezone.localdate()})
+        patient_record_search(
+            user=user,
+            term=term,
+            count=len(results),
+            request=request,
+            listed=[p.pk for p in results],
+        )
+    form = IncidentForm(
+        request.POST if patient is not None and request.method == "POST" else None,
+        initial={"occurred_on": timezone.localdate()},
+    )
     if request.method == "POST" and patient is not None and form.is_valid():
         try:
             incident_record(patient_id=patient.pk, by=user, data=form.cleaned_data, request=request)

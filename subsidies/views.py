@@ -51,7 +51,25 @@ LINES_PER_PAGE = 50
 
 
 def _page(request, qs, per_page: int = PER_PAGE):
-    return Paginator(qs, per_page).get_page(request.GET.get("page"))
+    return Paginator(qs, per_page).get_page(_params(request).get("page"))
+
+
+def _params(request):
+    """A page's search and filters. Pages that search by a patient's name or
+    ID number take them from the POST body of their form, never from the
+    query string (browser history, proxy and access logs: SECURITY.md → no
+    personal data in URLs); their pagination submits the form again."""
+    return request.POST if request.method == "POST" else request.GET
+
+
+def _search_data(request):
+    """The bound data of a search form: the POST body, or on a GET the
+    filters without the term (an old link's ``q`` is not searched for)."""
+    if request.method == "POST":
+        return request.POST
+    data = request.GET.copy()
+    data.pop("q", None)
+    return data or None
 
 
 def _query_without_page(request) -> str:
@@ -135,26 +153,39 @@ def _listed(request, patient_ids, action: str) -> None:
     )
 
 
-@require_GET
+@require_http_methods(["GET", "POST"])
 def award_list(request):
     user = request.user
     sel.require(user, sel.REWARD_VIEW)
-    form = forms.AwardFilterForm(request.GET or None)
+    form = forms.AwardFilterForm(_search_data(request))
+    term = ""
     qs = sel.award_list_visible_to(user=user)
     today = timezone.localdate()
     if form.is_valid():
         if form.cleaned_data["status"]:
             qs = qs.filter(status=form.cleaned_data["status"])
-        if form.cleaned_data["q"]:
-            qs = qs.filter(patient__name__contains=form.cleaned_data["q"])
+        term = form.cleaned_data["q"].strip()
+        if term:
+            qs = qs.filter(patient__name__contains=term)
     if request.GET.get("due") == "1":
         qs = sel.awards_review_due(user=user, today=today)
     page = _page(request, qs.order_by("-applied_on", "-id"))
-    _listed(request, [a.patient_id for a in page.object_list], "reward.list")
+    listed = [a.patient_id for a in page.object_list]
+    if term:
+        patient_record_search(
+            user=user,
+            term=term,
+            count=page.paginator.count,
+            request=request,
+            listed=listed,
+            list_action="reward.list",
+        )
+    else:
+        _listed(request, listed, "reward.list")
     ctx = {
         "form": form,
         "page": page,
-        "query": _query_without_page(request),
+        "post_form": "award-filter",
         "flags": _reward_flags(user),
         "tab": "awards",
         "today": today,
@@ -194,15 +225,16 @@ def reward_rule_text(rule: rules.RewardRule) -> str:
     return _t("条件：%(parts)s。") % {"parts": "；".join(parts)}
 
 
-@require_GET
+@require_http_methods(["GET", "POST"])
 def award_candidates(request):
-    """Registered patients with the eligibility check and, when not eligible, why."""
+    """Registered patients with the eligibility check and, when not eligible,
+    why. The search form POSTs (no name or ID number in a URL)."""
     user = request.user
     sel.require(user, sel.REWARD_VIEW)
-    form = forms.CandidateFilterForm(request.GET or None)
+    form = forms.CandidateFilterForm(_search_data(request))
     term, only = "", False
     if form.is_valid():
-        term, only = form.cleaned_data["q"], form.cleaned_data["only_eligible"]
+        term, only = form.cleaned_data["q"].strip(), form.cleaned_data["only_eligible"]
     qs = sel.reward_candidates(user=user, term=term, only_eligible=only)
     page = _page(request, qs)
     today = timezone.localdate()
@@ -232,14 +264,23 @@ def award_candidates(request):
                 and (not is_doctor or can_manage_patient(user, patient)),
             }
         )
+    listed = [p.pk for p in page.object_list]
     if term:
-        patient_record_search(user=user, term=term, count=page.paginator.count, request=request)
-    _listed(request, [p.pk for p in page.object_list], "candidates.list")
+        patient_record_search(
+            user=user,
+            term=term,
+            count=page.paginator.count,
+            request=request,
+            listed=listed,
+            list_action="candidates.list",
+        )
+    else:
+        _listed(request, listed, "candidates.list")
     ctx = {
         "form": form,
         "page": page,
         "rows": rows,
-        "query": _query_without_page(request),
+        "post_form": "candidate-filter",
         "flags": _reward_flags(user),
         "tab": "candidates",
         "rule_texts": [
@@ -748,12 +789,13 @@ def settlement_list(request):
     return _render(request, "subsidies/settlement_list.html", partial, ctx)
 
 
-@require_GET
+@require_http_methods(["GET", "POST"])
 def episode_new(request):
-    """Find the patient to admit."""
+    """Find the patient to admit: the search form POSTs (no name or ID
+    number in a URL)."""
     user = request.user
     sel.require(user, sel.EPISODE_MANAGE)
-    form = forms.PatientSearchForm(request.GET or None)
+    form = forms.PatientSearchForm(request.POST if request.method == "POST" else None)
     results = []
     term = ""
     if form.is_valid():
@@ -761,8 +803,13 @@ def episode_new(request):
     if term:
         qs = patient_search(patient_list_visible_to(user=user), term).order_by("name", "pk")
         results = list(qs[:20])
-        patient_record_search(user=user, term=term, count=len(results), request=request)
-        _listed(request, [p.pk for p in results], "patient.list")
+        patient_record_search(
+            user=user,
+            term=term,
+            count=len(results),
+            request=request,
+            listed=[p.pk for p in results],
+        )
     ctx = {
         "form": form,
         "results": results,

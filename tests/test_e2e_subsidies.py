@@ -3,6 +3,7 @@ discharge with its one-stop settlement (specialist hospital)."""
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
 import pytest
@@ -10,6 +11,7 @@ from django.utils import timezone
 from playwright.sync_api import expect
 
 from accounts.tests.factories import PASSWORD
+from patients.tests import factories as pf
 from subsidies import services
 from subsidies.models import Award, AwardStatus, Settlement
 from subsidies.tests import factories as sf
@@ -110,3 +112,29 @@ def test_hospital_discharges_with_a_one_stop_settlement(page, live_server, world
     assert settlement.patient_pays + sum(ln.amount for ln in settlement.lines.all()) == (
         settlement.total_cost
     )
+
+
+@pytest.mark.browser
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_candidate_search_filters_in_place_and_keeps_the_name_out_of_the_url(
+    page, live_server, world, patients
+):
+    u = world.users
+    sf.reward_policy(world.county_a)
+    sf.make_eligible(patients.pA1, doctor=u.doctor_a, police=u.police_a)
+    pf.patient(by=u.doctor_a, village="990102001002", name="甲二")
+    login(page, live_server, u.doctor_a)
+    page.goto(f"{live_server.url}/subsidies/awards/candidates/")
+    rows = page.locator("#candidate-rows table tbody tr")
+    expect(rows).to_have_count(2)
+    page.evaluate("window.sameDocument = true")
+    page.fill("#id_q", "甲二")
+    page.get_by_role("button", name="查询").click()
+    expect(rows).to_have_count(1)
+    expect(rows.first).to_contain_text("甲二")
+    # htmx swapped the rows: no page load, the term is still in the box
+    assert page.evaluate("window.sameDocument === true")
+    expect(page.locator("#id_q")).to_have_value("甲二")
+    # and the name is not in the address bar (no personal data in URLs)
+    expect(page).to_have_url(re.compile(r"/subsidies/awards/candidates/$"))

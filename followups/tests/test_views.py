@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 from io import BytesIO
 
@@ -11,6 +12,7 @@ from django.utils import timezone
 from openpyxl import load_workbook
 
 from accounts.tests import factories as af
+from audit.models import AuditEvent
 from followups.models import Alert, FollowUp, NotificationDelivery
 from followups.selectors import overdue_count_for
 from followups.tests.factories import incident, record
@@ -403,9 +405,9 @@ def test_county_governance_oversees_every_alert_in_the_area(world, patients):
 
 def test_police_find_the_patient_and_record_an_incident(world, patients):
     c = client_for(world.users.police_a)
-    found = c.get("/followups/incidents/new/", {"q": "甲一"})
+    found = c.post("/followups/incidents/new/", {"q": "甲一"})
     assert [r["patient"].pk for r in found.context["results"]] == [patients.pA1.pk]
-    assert c.get("/followups/incidents/new/", {"q": "乙一"}).context["results"] == []
+    assert c.post("/followups/incidents/new/", {"q": "乙一"}).context["results"] == []
     r = c.post(
         f"/followups/incidents/new/?patient={patients.pA1.pk}",
         {
@@ -425,6 +427,28 @@ def test_police_find_the_patient_and_record_an_incident(world, patients):
     doctor = client_for(world.users.doctor_a)
     assert doctor.get("/followups/incidents/new/").status_code == 403
     assert "集市" in doctor.get("/followups/incidents/").content.decode()
+
+
+def test_incident_patient_search_keeps_the_term_out_of_urls(world, patients):
+    """No personal data in URLs (SECURITY.md): the search POSTs its term, no
+    link of the answer carries it, and a term in a URL is not searched."""
+    c = client_for(world.users.police_a)
+    page = c.get("/followups/incidents/new/").content.decode()
+    form = re.search(r'<form[^>]*role="search"[^>]*>', page, re.S).group(0)
+    assert 'method="post"' in form and "hx-get=" not in form and "hx-push-url" not in form
+    number = patients.pA1.id_number
+    for term in (patients.pA1.name, number):
+        found = c.post("/followups/incidents/new/", {"q": term})
+        assert found.status_code == 200
+        assert [r["patient"].pk for r in found.context["results"]] == [patients.pA1.pk]
+        body = found.content.decode()
+        assert f'href="?patient={patients.pA1.pk}"' in body and f'value="{term}"' in body
+        urls = " ".join(re.findall(r'(?:href|hx-get|hx-post|action)="([^"]*)"', body))
+        assert term not in urls and "q=" not in urls
+    assert AuditEvent.objects.filter(
+        action="patient.list", actor=world.users.police_a, object_id=str(patients.pA1.pk)
+    ).exists()
+    assert c.get("/followups/incidents/new/", {"q": number}).context["results"] == []
 
 
 def test_incident_for_a_patient_of_another_township_is_404(world, patients):

@@ -43,7 +43,7 @@ def as_user(user) -> Client:
 
 def test_doctor_sends_an_upward_referral_and_the_hospital_accepts_it(world, patients):
     doctor = as_user(world.users.doctor_a)
-    page = doctor.get(reverse("referrals:create"), {"kind": "upward", "q": "甲一"})
+    page = doctor.post(reverse("referrals:create"), {"kind": "upward", "q": "甲一"})
     assert "甲一" in page.content.decode()
     url = reverse("referrals:create") + f"?kind=upward&patient={patients.pA1.pk}"
     page = doctor.get(url)

@@ -12,7 +12,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from core.errors import DomainError
 from patients.selectors import can_manage_patient, patient_get_for_user, patient_list_visible_to
 from patients.selectors import patient_search as search_patients
-from patients.services import patient_records_listed
+from patients.services import patient_record_search, patient_records_listed
 from referrals import forms
 from referrals import selectors as sel
 from referrals.models import ReferralKind, ReferralStatus
@@ -81,11 +81,21 @@ def inbox(request):
 
 
 def _patient_choices(request, user):
-    form = forms.PatientSearchForm(request.GET or None)
+    """The patient search of the pages that pick a patient: the term comes
+    in the POST body only, never in a URL (SECURITY.md → no personal data in
+    URLs); the search and the patients it shows are audited reads."""
+    data = request.POST if request.method == "POST" and "q" in request.POST else None
+    form = forms.PatientSearchForm(data)
     results = []
-    if form.is_valid() and form.cleaned_data["q"]:
-        results = list(
-            search_patients(patient_list_visible_to(user=user), form.cleaned_data["q"])[:10]
+    term = form.cleaned_data["q"].strip() if form.is_valid() else ""
+    if term:
+        results = list(search_patients(patient_list_visible_to(user=user), term)[:10])
+        patient_record_search(
+            user=user,
+            term=term,
+            count=len(results),
+            request=request,
+            listed=[p.pk for p in results],
         )
     return form, results
 

@@ -255,7 +255,7 @@ DISCHARGE = {
 def test_admit_through_the_pages(client, world, patients, policies):
     u = world.users
     sf.login(client, u.hospital)
-    response = client.get(reverse("subsidies:episode-new"), {"q": "甲一"})
+    response = client.post(reverse("subsidies:episode-new"), {"q": "甲一"})
     body = response.content.decode()
     assert reverse("subsidies:episode-admit", args=[patients.pA1.pk]) in body
     response = page(

@@ -461,7 +461,9 @@ M["followups:incident-list"] = Entry(
     {"GET": only(200, *HEALTH, "police_a", "governance")}, **PATIENT_PAGE
 )
 M["followups:incident-create"] = Entry(
-    {"GET": only(200, "police_a"), "POST": only(200, "police_a")}
+    {"GET": only(200, "police_a"), "POST": only(200, "police_a")},
+    body={"POST": {"q": "一"}},
+    note="POST without a patient: the patient search (its term stays out of the URL)",
 )
 
 # follow-ups API --------------------------------------------------------------
@@ -518,10 +520,23 @@ AWARD = dict(kwargs={"pk": "award"}, **PATIENT_PAGE)
 SETTLEMENT_ROLES = ("hospital", "civil", "dpf", "finance")
 BATCH_ROLES = ("governance", "civil", "finance")
 M["subsidies:home"] = Entry({"GET": only(200, *TOWNSHIP_DOCTORS, "governance", "civil", "finance")})
+# the searches by a patient's name POST their term (no personal data in URLs);
+# "一" is in every world patient's name
+SEARCH_BODY = {"POST": {"q": "一"}}
 M["subsidies:award-list"] = Entry(
-    {"GET": listing(roles=AWARD_ROLES, scope=AWARD_SCOPE)}, rows="award", **PATIENT_PAGE
+    {
+        "GET": listing(roles=AWARD_ROLES, scope=AWARD_SCOPE),
+        "POST": listing(roles=AWARD_ROLES, scope=AWARD_SCOPE),
+    },
+    rows="award",
+    body=SEARCH_BODY,
+    **PATIENT_PAGE,
 )
-M["subsidies:award-candidates"] = Entry({"GET": only(200, *AWARD_ROLES)}, **PATIENT_PAGE)
+M["subsidies:award-candidates"] = Entry(
+    {"GET": only(200, *AWARD_ROLES), "POST": only(200, *AWARD_ROLES)},
+    body=SEARCH_BODY,
+    **PATIENT_PAGE,
+)
 M["subsidies:award-apply"] = Entry(
     {
         "GET": scoped(200, roles=(*TOWNSHIP_DOCTORS, "governance"), scope=AWARD_SCOPE),
@@ -571,7 +586,9 @@ M["subsidies:settlement-detail"] = Entry(
 M["subsidies:settlement-reverse"] = Entry(
     {"POST": scoped(200, roles=("hospital",), scope=COUNTY_A)}, **SETTLEMENT
 )
-M["subsidies:episode-new"] = Entry({"GET": only(200, "hospital")})
+M["subsidies:episode-new"] = Entry(
+    {"GET": only(200, "hospital"), "POST": only(200, "hospital")}, body=SEARCH_BODY
+)
 M["subsidies:episode-admit"] = Entry(
     {
         "GET": scoped(200, roles=("hospital",), scope=COUNTY_A),
@@ -648,7 +665,11 @@ def missing(kind: str, **kwargs) -> dict:
 
 U, N = "missing_uuid", "missing_int"
 M["referrals:inbox"] = Entry({"GET": only(200, *REFERRERS)})
-M["referrals:create"] = Entry({"GET": only(200, *HEALTH), "POST": only(200, *HEALTH)})
+M["referrals:create"] = Entry(
+    {"GET": only(200, *HEALTH), "POST": only(200, *HEALTH)},
+    body={"POST": {"kind": "upward", "q": "一"}},
+    note="POST without a patient: the patient search (its term stays out of the URL)",
+)
 # referrals: upward, each township doctor → the county's specialist hospital;
 # seen by the sender and the receiver only
 REFERRAL_SCOPE = {**TOWNSHIP_DOCTORS, "hospital": (True, True, False)}
