@@ -23,7 +23,7 @@ from django.urls import reverse
 from django.utils import timezone
 from openpyxl import load_workbook
 
-from accounts.tests.factories import login
+from accounts.tests.factories import export, grant_export, login
 from core import crypto
 from core.models import TaskRun
 from followups.tests import factories as ff
@@ -507,8 +507,8 @@ def test_a_stored_package_is_encrypted_at_rest_and_downloads_as_built(
     assert base64.b64encode(built)[:64].decode() not in stored  # not merely base64
 
     client = Client()
-    login(client, more.prevention)
-    response = client.get(reverse("referrals:run-download", args=[run.pk]))
+    login(client, grant_export(more.prevention))
+    response = export(client, reverse("referrals:run-download", args=[run.pk]))
     assert response.status_code == 200
     downloaded = b"".join(response.streaming_content) if response.streaming else response.content
     assert downloaded == built
