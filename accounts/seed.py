@@ -114,17 +114,27 @@ def seed(ctx) -> None:
             display_name=display,
             validate=False,
         )
-    _grant_demo_exports()
+    grant_demo_exports()
     load(ctx)
 
 
 # The demo shows the exports: these accounts hold the export permission
 # (accounts.exports), which in a real county the system admin grants per
-# account on the staff page.
-DEMO_EXPORTERS = ("doctor1", "hospital1", "governance1", "civil1", "official1")
+# account on the staff page. prevention1 and finance1 are made by the
+# referrals and subsidies stages, which call grant_demo_exports() again.
+DEMO_EXPORTERS = (
+    "doctor1",
+    "hospital1",
+    "prevention1",
+    "governance1",
+    "civil1",
+    "dpf1",
+    "finance1",
+    "official1",
+)
 
 
-def _grant_demo_exports() -> None:
+def grant_demo_exports() -> None:
     from django.contrib.auth import get_user_model
     from django.contrib.auth.models import Permission
 

@@ -14,6 +14,7 @@ from django.utils import timezone
 
 from accounts.models import Department, Organisation, OrganisationKind, Region, RegionLevel
 from accounts.roles import Role
+from accounts.seed import grant_demo_exports
 from accounts.services import staff_create
 from patients import rules as patient_rules
 from patients.models import Patient, Status, id_number_index_for
@@ -98,6 +99,7 @@ def seed(ctx) -> None:
         display_name="陈主任",
         validate=False,
     )
+    grant_demo_exports()  # the exchange packages are exports
     hc = {t.code: orgs[(OrganisationKind.HEALTH_CENTRE.value, t.code)] for t in towns}
     hospital = orgs[(OrganisationKind.SPECIALIST_HOSPITAL.value, county.pk)]
     t1, t2 = towns[0], towns[1]

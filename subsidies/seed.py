@@ -20,6 +20,7 @@ from simple_history.utils import bulk_create_with_history
 
 from accounts.models import OrganisationKind
 from accounts.roles import Role
+from accounts.seed import grant_demo_exports
 from accounts.services import staff_create
 from patients.models import REGISTERED_STATUSES, Incident, IncidentKind, Patient
 from subsidies import rules, selectors, services
@@ -156,6 +157,7 @@ def seed(ctx) -> None:
             display_name="冯科长",
             validate=False,
         )
+    grant_demo_exports()  # finance exports the payment batches
     services.reward_policy_create(
         region=county,
         name="示范县严重精神障碍患者监护人以奖代补办法",

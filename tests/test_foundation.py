@@ -62,6 +62,23 @@ MORE_DEMO_ACCOUNTS = {"finance1": Role.FINANCE, "prevention1": Role.PREVENTION_S
 
 
 @pytest.mark.django_db
+def test_the_demo_accounts_whose_work_ends_in_a_file_may_export(demo):
+    """Exports are their own permission (SECURITY.md G14): the demo grants it
+    to the accounts whose pages end in an Excel file or a package, finance's
+    payment batches and the prevention centre's exchange packages included;
+    the police and the 三员 do not get it."""
+    from django.contrib.auth import get_user_model
+
+    from accounts.exports import export_allowed
+
+    users = {u.username: u for u in get_user_model().objects.all()}
+    for username in ("doctor1", "hospital1", "prevention1", "finance1", "civil1", "dpf1"):
+        assert export_allowed(users[username]), username
+    for username in ("police1", "police2", "admin"):
+        assert not export_allowed(users[username]), username
+
+
+@pytest.mark.django_db
 def test_seed_demo_accounts_have_their_roles_and_log_in(demo):
     """Each demo account signs in through the login page with the demo
     password and reaches its home page; the admin enrols TOTP on the way."""
