@@ -255,15 +255,15 @@ def alert_resolve_view(request, pk):
         else:
             messages.success(request, MSG_RESOLVED)
             return redirect(_back(request, reverse("alerts:list")))
-    if request.method == "GET":
-        audit_record(
-            actor=user,
-            action="alert.view",
-            object_type="patient",
-            object_id=row.alert.patient_id,
-            detail={"alert": str(row.alert_id)},
-            request=request,
-        )
+    # the page shows the patient: its first showing and a re-shown form alike
+    audit_record(
+        actor=user,
+        action="alert.view",
+        object_type="patient",
+        object_id=row.alert.patient_id,
+        detail={"alert": str(row.alert_id)},
+        request=request,
+    )
     return render(
         request,
         "followups/alert_resolve.html",

@@ -376,8 +376,12 @@ def test_police_inbox_acknowledge_and_resolve(world, patients):
     assert "<html" not in r.content.decode()
     detail = c.get(f"/alerts/{alert.pk}/").content.decode()
     assert "13800000000" in detail and "A1综治办" in detail
+    seen = AuditEvent.objects.filter(object_type="patient", object_id=str(patients.pA1.pk))
+    before = seen.count()
     refused = c.post(f"/alerts/{alert.pk}/resolve/", {"note": ""})
     assert refused.status_code == 200 and refused.context["form"].errors
+    # the form shown again shows the patient again: that read is audited too
+    assert "甲一" in refused.content.decode() and seen.count() == before + 1
     done = c.post(
         f"/alerts/{alert.pk}/resolve/", {"note": "已上门，家属看护中", "next": "/alerts/"}
     )
