@@ -37,14 +37,19 @@ ERR_TARGET_NEGATIVE = _("目标值不能为负数。")
 
 TARGET_ROLES = frozenset({Role.ADMIN, Role.OFFICIAL, Role.PREVENTION_STAFF})
 
-# Serialises snapshot writers (the nightly run and the incremental one).
+# Serialises snapshot writers of one quarter (the nightly run and the
+# incremental one): a stale computation must not overwrite a fresher one.
+# Different quarters touch different rows, so they may be filled at once.
 _SNAPSHOT_LOCK = 0x6A66_7236
 
 
-def _lock() -> None:
+def _lock(period: Period) -> None:
     if connection.vendor == "postgresql":
         with connection.cursor() as cur:
-            cur.execute("SELECT pg_advisory_xact_lock(%s)", [_SNAPSHOT_LOCK])
+            cur.execute(
+                "SELECT pg_advisory_xact_lock(%s, %s)",
+                [_SNAPSHOT_LOCK, period.year * 10 + period.quarter],
+            )
 
 
 def _store(period: Period, statistics_date: date, rows: dict[str, dict], *, final: bool) -> int:
@@ -94,7 +99,7 @@ def snapshot_refresh_county(
     """Recompute ``county`` and the regions inside it for ``period``; returns
     the number of rows written (0 when the county's row is already final)."""
     today = today or timezone.localdate()
-    _lock()
+    _lock(period)
     if IndicatorSnapshot.objects.filter(region=county, period=period.code, final=True).exists():
         return 0
     statistics_date = period.statistics_date(today)
@@ -117,7 +122,7 @@ def snapshot_rollup(
     would be stored as the region's total (at the start of a quarter, before
     every county was computed), so the row is left as it is instead."""
     today = today or timezone.localdate()
-    _lock()
+    _lock(period)
     expected = set(Region.objects.filter(parent=region).values_list("code", flat=True))
     children = list(
         IndicatorSnapshot.objects.filter(period=period.code, region__parent=region).select_related(
@@ -173,7 +178,7 @@ def _refresh(counties: list[Region], periods: list[tuple[Period, bool]], today: 
     return written
 
 
-def _open_periods(today: date) -> list[tuple[Period, bool]]:
+def open_periods(today: date) -> list[tuple[Period, bool]]:
     """The quarters a run fills: the last ``TREND_QUARTERS`` with their
     ``final`` flag. Final rows are skipped, so only the running quarter and
     one still in its grace period are recomputed night after night."""
@@ -183,11 +188,15 @@ def _open_periods(today: date) -> list[tuple[Period, bool]]:
     ]
 
 
-def snapshots_nightly(*, today: date | None = None) -> dict:
-    """Refresh every county for the open quarters and fill missing ones."""
+def snapshots_nightly(
+    *, today: date | None = None, periods: list[tuple[Period, bool]] | None = None
+) -> dict:
+    """Refresh every county for the open quarters and fill missing ones
+    (``periods``: a part of ``open_periods(today)``, for a caller that
+    spreads the quarters over several connections)."""
     today = today or timezone.localdate()
     counties = list(Region.objects.filter(level=RegionLevel.COUNTY).order_by("code"))
-    rows = _refresh(counties, _open_periods(today), today)
+    rows = _refresh(counties, open_periods(today) if periods is None else periods, today)
     return {"rows": rows, "counties": len(counties)}
 
 
@@ -243,7 +252,7 @@ def snapshots_refresh_changed(*, since: datetime, today: date | None = None) -> 
     today = today or timezone.localdate()
     changed = changed_counties(since=since)
     rows, refreshed = 0, set()
-    for period, final in _open_periods(today):
+    for period, final in open_periods(today):
         if final:
             continue
         by_code = {c.code: c for c in changed}

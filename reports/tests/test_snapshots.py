@@ -313,3 +313,32 @@ def test_the_admin_checks_targets_like_the_service_and_audits_them(world):
     model_admin.delete_model(request, target)
     assert not IndicatorTarget.objects.exists()
     assert AuditEvent.objects.filter(action="report.target_deleted").exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_seed_fills_the_quarters_on_two_connections_as_one_would(monkeypatch):
+    """seed_demo spreads the trend's quarters over two connections (each
+    quarter has its own writer lock): the rows are those of one sequential
+    nightly run."""
+    import io
+
+    from django.core.management import call_command
+
+    from reports import seed as report_seed
+
+    used = []
+    original = services.snapshots_nightly
+
+    def spy(**kwargs):
+        used.append(kwargs.get("periods"))
+        return original(**kwargs)
+
+    monkeypatch.setattr(services, "snapshots_nightly", spy)
+    call_command("seed_demo", "--patients", "300", "--townships", "4", stdout=io.StringIO())
+    assert report_seed.SNAPSHOT_CONNECTIONS == 2 and len(used) == 2 and all(used)
+    parallel = {(s.region_id, s.period): s.counts for s in IndicatorSnapshot.objects.all()}
+    assert parallel
+    IndicatorSnapshot.objects.all().delete()
+    original()
+    sequential = {(s.region_id, s.period): s.counts for s in IndicatorSnapshot.objects.all()}
+    assert parallel == sequential
