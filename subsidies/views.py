@@ -146,11 +146,23 @@ def home(request):
     return render(request, "subsidies/home.html", ctx)
 
 
-def _listed(request, patient_ids, action: str) -> None:
-    """The patients a list page shows: one audit read each (G12, G15)."""
-    patient_records_listed(
-        user=request.user, patient_ids=patient_ids, request=request, action=action
-    )
+def _listed(request, patient_ids, action: str, *, term: str = "", count: int = 0) -> None:
+    """The patients a list page shows: one audit read each (G12, G15); with
+    a search ``term``, the search too (its keyed hash and ``count``), in the
+    same insert."""
+    if term:
+        patient_record_search(
+            user=request.user,
+            term=term,
+            count=count,
+            request=request,
+            listed=patient_ids,
+            list_action=action,
+        )
+    else:
+        patient_records_listed(
+            user=request.user, patient_ids=patient_ids, request=request, action=action
+        )
 
 
 @require_http_methods(["GET", "POST"])
@@ -171,17 +183,7 @@ def award_list(request):
         qs = sel.awards_review_due(user=user, today=today)
     page = _page(request, qs.order_by("-applied_on", "-id"))
     listed = [a.patient_id for a in page.object_list]
-    if term:
-        patient_record_search(
-            user=user,
-            term=term,
-            count=page.paginator.count,
-            request=request,
-            listed=listed,
-            list_action="reward.list",
-        )
-    else:
-        _listed(request, listed, "reward.list")
+    _listed(request, listed, "reward.list", term=term, count=page.paginator.count)
     ctx = {
         "form": form,
         "page": page,
@@ -265,17 +267,7 @@ def award_candidates(request):
             }
         )
     listed = [p.pk for p in page.object_list]
-    if term:
-        patient_record_search(
-            user=user,
-            term=term,
-            count=page.paginator.count,
-            request=request,
-            listed=listed,
-            list_action="candidates.list",
-        )
-    else:
-        _listed(request, listed, "candidates.list")
+    _listed(request, listed, "candidates.list", term=term, count=page.paginator.count)
     ctx = {
         "form": form,
         "page": page,
