@@ -73,12 +73,20 @@ def static_is_stale() -> bool:
     )
 
 
-def ensure_database(url: str) -> None:
+def server_connection(url: str):
+    """An autocommit connection to the maintenance database of ``url``'s
+    server (to create and drop databases)."""
     import psycopg
 
-    base, _slash, name = url.rpartition("/")
-    with psycopg.connect(f"{base}/postgres".replace("postgres://", "postgresql://", 1)) as conn:
-        conn.autocommit = True
+    base = url.rpartition("/")[0]
+    return psycopg.connect(
+        f"{base}/postgres".replace("postgres://", "postgresql://", 1), autocommit=True
+    )
+
+
+def ensure_database(url: str) -> None:
+    name = url.rpartition("/")[2]
+    with server_connection(url) as conn:
         exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone()
         if not exists:
             log(f"creating database {name}")
@@ -93,15 +101,11 @@ def time_seed_demo(url: str, patients: int, townships: int) -> dict:
     afresh for it (``<database>_seed_demo``, dropped again after): wall
     seconds and the command's per-stage lines (DESIGN.md: under 60 s at
     50,000 patients)."""
-    import psycopg
-
     base, _slash, name = url.rpartition("/")
     scratch = f"{name}_seed_demo"
-    admin = f"{base}/postgres".replace("postgres://", "postgresql://", 1)
 
     def recreate(create: bool) -> None:
-        with psycopg.connect(admin) as conn:
-            conn.autocommit = True
+        with server_connection(url) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{scratch}"')
             if create:
                 conn.execute(f'CREATE DATABASE "{scratch}"')
